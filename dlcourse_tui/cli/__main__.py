@@ -1,0 +1,5 @@
+"""python -m dlcourse_tui.cli (also what torchrun runs)."""
+
+from dlcourse_tui.cli.app import main
+
+main()

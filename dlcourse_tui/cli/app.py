@@ -1,0 +1,60 @@
+"""The root `dlc` command: registers each command group and turns UserError into exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dlcourse_tui import __version__
+from dlcourse_tui.cli import doctor, lessons, models, run, runs
+from dlcourse_tui.errors import UserError
+
+app = typer.Typer(
+    name="dlc",
+    help="Learn deep learning for computer vision by doing: read a lesson, run its experiment, watch it train.\n\n"
+    "Start with:  dlc lessons   then   dlc run linear-classifier",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+lessons.register(app)
+models.register(app)
+run.register(app)
+app.add_typer(runs.app, name="runs")
+doctor.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dlc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """dlc: deep learning for computer vision, in the terminal."""
+
+
+def main() -> None:
+    """Entry point of the `dlc` script: a UserError becomes one line on stderr and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        print(f"dlc: {e}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

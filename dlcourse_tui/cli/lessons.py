@@ -1,0 +1,92 @@
+"""`dlc lessons` (the course map) and `dlc lesson show ID` (a lesson's text and experiment)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.panel import Panel
+
+    from dlcourse_tui.lessons import Lesson
+
+lesson_app = typer.Typer(help="Read one lesson.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lessons", help="The course map: every lesson by chapter.")(list_lessons)
+    app.add_typer(lesson_app, name="lesson")
+
+
+CHAPTERS = {1: "Foundations", 2: "Convolutional networks", 3: "Generative models", 4: "Sequences and attention",
+            5: "Vision and language"}
+
+
+def list_lessons() -> None:
+    """Print every lesson grouped by chapter."""
+    from rich.table import Table
+
+    from dlcourse_tui.cli.console import out
+    from dlcourse_tui.lessons import load_lessons
+
+    table = Table(title="dlc — the course", title_justify="left")
+    table.add_column("ch", justify="right")
+    table.add_column("id", style="bold")
+    table.add_column("title")
+    table.add_column("data · model")
+    chapter = None
+    for lesson in load_lessons():
+        if lesson.chapter != chapter:
+            if chapter is not None:
+                table.add_section()
+            chapter = lesson.chapter
+        table.add_row(str(lesson.chapter), lesson.id, lesson.title, f"{lesson.default_data} · {lesson.default_model}")
+    out.print(table)
+    out.print("Read one with [bold]dlc lesson show ID[/]; run it with [bold]dlc run ID[/].")
+
+
+@lesson_app.command("show")
+def show(lesson_id: str = typer.Argument(..., metavar="ID", help="Lesson id, slug or a unique prefix (e.g. linear).")) -> None:
+    """Print a lesson's text and its experiment: models, variants, knobs and target."""
+    from rich.markdown import Markdown
+
+    from dlcourse_tui.cli.console import out
+    from dlcourse_tui.lessons import find_lesson
+
+    lesson = find_lesson(lesson_id)
+    out.print(Markdown(lesson.body))
+    out.print(experiment_panel(lesson))
+
+
+def experiment_panel(lesson: "Lesson") -> "Panel":
+    """The experiment summary: task, data, models, target, variants and knobs with ranges."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from dlcourse_tui.engine.config import flatten
+
+    exp = lesson.experiment
+    defaults = flatten({"train": exp.get("train", {}), "model": exp["model"], "data": exp.get("data", {}),
+                        "task": exp.get("task_args", {})})
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("task", lesson.task)
+    grid.add_row("data", lesson.default_data)
+    grid.add_row("models", ", ".join(lesson.models) + f"  (default {lesson.default_model})")
+    if lesson.target:
+        t = lesson.target
+        grid.add_row("target", f"{t.metric} {'≥' if t.mode == 'max' else '≤'} {t.value:g}" if t.value is not None else f"{t.metric} (reported)")
+    for name, desc in lesson.variants.items():
+        grid.add_row(f"--variant {name}", desc)
+    knobs = Table(title="knobs (--set name=value)", title_justify="left", show_edge=False)
+    for col in ("name", "default", "allowed", "what it does"):
+        knobs.add_column(col)
+    for key, knob in lesson.knobs.items():
+        knobs.add_row(knob.name, str(defaults.get(key)), knob.range_text(), knob.help)
+    body = Table.grid()
+    body.add_row(grid)
+    body.add_row("")
+    body.add_row(knobs)
+    body.add_row("")
+    body.add_row(f"Run it: [bold]dlc run {lesson.id}[/]")
+    return Panel(body, title=f"experiment · {lesson.id}", title_align="left")

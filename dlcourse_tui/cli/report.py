@@ -1,0 +1,93 @@
+"""Headless output of a run (a Trainer callback): a Rich progress bar with ETA and
+throughput on a terminal; plain periodic lines, no control characters, otherwise."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dlcourse_tui.engine.events import (
+    EpochEnded, Evaluated, Event, PictureReady, RunFailed, RunFinished, RunStarted, StepEnded, TableReady,
+)
+
+
+def fmt_metrics(metrics: dict[str, float]) -> str:
+    """'loss 0.412  acc 0.873' with accuracies as percentages."""
+    parts = []
+    for k, v in metrics.items():
+        parts.append(f"{k} {v * 100:.1f}%" if k.endswith("acc") else f"{k} {v:.4g}")
+    return "  ".join(parts)
+
+
+def table_of(event: TableReady) -> Table:
+    table = Table(title=event.title, title_justify="left")
+    for col in event.columns:
+        table.add_column(col)
+    for row in event.rows:
+        table.add_row(*row)
+    return table
+
+
+class HeadlessReport:
+    """Prints a run's progress to `console`; `live` picks the progress bar over plain lines."""
+
+    PLAIN_EVERY = 10.0  # seconds between plain step lines
+
+    def __init__(self, console: Console, run_dir_root: Path, *, live: bool | None = None) -> None:
+        self.console = console
+        self.root = run_dir_root
+        self.live = console.is_terminal if live is None else live
+        self.progress: Progress | None = None
+        self.task_id = None
+        self.epochs = 0
+        self.last_plain = 0.0
+
+    def __call__(self, event: Event) -> None:
+        c = self.console
+        if isinstance(event, RunStarted):
+            cfg = event.config
+            self.epochs = cfg["train"]["epochs"]
+            verb = f"resuming at step {event.start_step}" if event.resumed else "starting"
+            c.print(f"run {event.run_id}: {verb}")
+            c.print(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
+                    f"{self.epochs} epochs × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
+            c.print(f"  folder {self.root / event.run_id}")
+            if self.live:
+                self.progress = Progress(
+                    TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(),
+                    console=c, refresh_per_second=4, transient=True,
+                )
+                self.progress.start()
+                self.task_id = self.progress.add_task("train", total=event.total_steps, completed=event.start_step,
+                                                      epoch=1, epochs=self.epochs, rate="", metrics="")
+            self.last_plain = time.monotonic()
+        elif isinstance(event, StepEnded):
+            rate = f"{event.samples_per_sec:,.0f} ex/s"
+            if self.progress is not None:
+                self.progress.update(self.task_id, completed=event.step, epoch=event.epoch, rate=rate,
+                                     metrics=fmt_metrics(event.metrics))
+            elif time.monotonic() - self.last_plain >= self.PLAIN_EVERY:
+                self.last_plain = time.monotonic()
+                c.print(f"step {event.step}  epoch {event.epoch}/{self.epochs}  {fmt_metrics(event.metrics)}  {rate}")
+        elif isinstance(event, EpochEnded):
+            self._epoch_train = event.metrics
+        elif isinstance(event, Evaluated):
+            line = f"epoch {event.epoch}/{self.epochs}  {fmt_metrics({**getattr(self, '_epoch_train', {}), **event.metrics})}"
+            c.print(line)
+            self.last_plain = time.monotonic()
+        elif isinstance(event, PictureReady):
+            pass  # saved by the run store; listed at the end
+        elif isinstance(event, TableReady):
+            c.print(table_of(event))
+        elif isinstance(event, (RunFinished, RunFailed)):
+            self.close()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

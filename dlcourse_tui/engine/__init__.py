@@ -1,0 +1,1 @@
+"""The training engine: knows nothing of Textual or Typer; reports through events."""

@@ -1,0 +1,82 @@
+"""One run from config to final event: validate and build everything first, then create
+(or reopen) the run folder, then train. Both front ends start runs through here."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from dlcourse_tui.data import load_dataset
+from dlcourse_tui.engine.checkpoint import load_checkpoint
+from dlcourse_tui.engine.config import RunConfig
+from dlcourse_tui.engine.devices import resolve_device
+from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
+from dlcourse_tui.engine.runs import RunRecord, RunStore
+from dlcourse_tui.engine.trainer import Trainer
+from dlcourse_tui.errors import UserError
+from dlcourse_tui.models.registry import get_entry
+from dlcourse_tui.tasks import get_task_class
+from dlcourse_tui.tasks.base import Task
+
+
+@dataclass
+class PreparedRun:
+    """A run whose data, model and (when resuming) state are ready; no folder written yet."""
+
+    config: RunConfig
+    task: Task
+    resume_state: dict[str, Any] | None = None
+    resume_record: RunRecord | None = None
+
+
+def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
+                epochs: int | None = None) -> PreparedRun:
+    """Everything that can fail on bad input fails here, before a run folder exists."""
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume.checkpoint)
+        if epochs is not None:
+            config = replace(config, train=replace(config.train, epochs=epochs))
+        done = state["trainer"]["epoch"]
+        if config.train.epochs <= done and state["trainer"]["batch"] == 0:
+            raise UserError(f"run {resume.id} already finished its {done} epochs; "
+                            f"give more to continue, e.g. --epochs {done + 5}.")
+    device = resolve_device(config.train.device)
+    entry = get_entry(config.model)
+    if entry.task != config.task:
+        raise UserError(f"model {config.model} is for {entry.task}, but lesson {config.lesson} trains {config.task} models.")
+    torch.manual_seed(config.train.seed)
+    data = load_dataset(config.data, seed=config.train.seed, args=config.data_args, lesson=config.lesson)
+    if data.kind not in entry.inputs:
+        raise UserError(f"model {config.model} takes {' or '.join(entry.inputs)} data, but {config.data} is {data.kind} data; "
+                        "pick another --model or --data.")
+    task = get_task_class(config.task)(config, data.to(device), device)
+    task.build()
+    return PreparedRun(config, task, state, resume)
+
+
+def execute(
+    prepared: PreparedRun,
+    callbacks: list[Callback],
+    *,
+    stop_event: threading.Event | None = None,
+    pause_event: threading.Event | None = None,
+    store_root=None,
+) -> tuple[RunStore, RunFinished | RunFailed]:
+    """Create or reopen the run folder, then train with the store and `callbacks` listening."""
+    cfg = prepared.config.to_dict()
+    if prepared.resume_record is not None:
+        store = RunStore.reopen(prepared.resume_record, prepared.resume_state["trainer"]["step"], cfg)
+    else:
+        store = RunStore.create(cfg, store_root)
+    trainer = Trainer(prepared.task, run_id=store.id, callbacks=[store, *callbacks],
+                      checkpoint_path=store.record.checkpoint, stop_event=stop_event, pause_event=pause_event,
+                      resume_state=prepared.resume_state)
+    try:
+        final = trainer.run()
+    finally:
+        store.close()
+    return store, final

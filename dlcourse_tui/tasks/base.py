@@ -1,0 +1,86 @@
+"""The Task interface every kind of learning implements (see the package docstring)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dlcourse_tui.data.base import Dataset
+from dlcourse_tui.engine.config import RunConfig
+from dlcourse_tui.engine.events import PictureReady, TableReady
+
+Batch = Any  # whatever a task's `batches` yields and its `train_step` takes
+
+
+class Task(ABC):
+    """One kind of learning: builds its models and optimisers, steps, evaluates, draws."""
+
+    def __init__(self, config: RunConfig, data: Dataset, device: torch.device) -> None:
+        self.config = config
+        self.data = data
+        self.device = device
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    # -- set-up ------------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> None:
+        """Create modules, optimisers and schedulers on self.device."""
+
+    @abstractmethod
+    def steps_per_epoch(self) -> int:
+        """Training steps in one epoch."""
+
+    # -- training ----------------------------------------------------------------------
+    @abstractmethod
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The training batches of `epoch` from batch index `start` on, deterministic in
+        (seed, epoch) so that a resumed run sees the same batches."""
+
+    @abstractmethod
+    def train_step(self, batch: Batch) -> dict[str, Tensor]:
+        """One update (backward and optimiser steps included). Returns detached 0-d
+        tensors, left on the device; "loss" must be among them."""
+
+    def train(self, mode: bool = True) -> None:
+        """Put every module in training (or evaluation) mode."""
+        for m in self.modules.values():
+            m.train(mode)
+
+    # -- evaluation and pictures -------------------------------------------------------
+    @abstractmethod
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the validation split, names prefixed "val_"."""
+
+    def pictures(self, epoch: int, final: bool) -> list[PictureReady]:
+        """Pictures to show after `epoch` (final: after the last one)."""
+        return []
+
+    def tables(self) -> list[TableReady]:
+        """Tables to show once before training starts."""
+        return []
+
+    # -- state -------------------------------------------------------------------------
+    def num_params(self) -> int:
+        return sum(p.numel() for m in self.modules.values() for p in m.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything of the task's that a resumed run needs."""
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])

@@ -1,0 +1,154 @@
+"""Classification: logits from one model, softmax cross-entropy (or a single logit with
+binary cross-entropy), accuracy; pictures of class templates and decision boundaries."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dlcourse_tui.engine.events import PictureReady, TableReady
+from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
+from dlcourse_tui.models.registry import create_model
+from dlcourse_tui.render.images import boundary_picture, normalize_to_uint8, tile, upscale
+from dlcourse_tui.tasks.base import Task
+
+EVAL_BATCH = 2048
+
+
+def shuffled_order(n: int, seed: int, epoch: int, device: torch.device) -> Tensor:
+    """The permutation of epoch `epoch`: a function of (seed, epoch) only, so resumable."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)  # (n,)
+
+
+def loss_and_correct(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean loss and per-example correctness; one logit means binary cross-entropy."""
+    if logits.shape[-1] == 1:
+        z = logits[:, 0]  # (B,)
+        return F.binary_cross_entropy_with_logits(z, y.to(z.dtype)), (z > 0).long() == y
+    return F.cross_entropy(logits, y), logits.argmax(dim=1) == y
+
+
+def class1_probability(logits: Tensor) -> Tensor:
+    """p(class 1 | x) from (B, 1) or (B, C) logits."""
+    return torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, dim=1)[:, 1]
+
+
+class ClassifyTask(Task):
+    """One model, one optimiser, cross-entropy."""
+
+    def build(self) -> None:
+        cfg, data = self.config, self.data
+        self.model = create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
+                                  args=cfg.model_args,
+                                  strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device)
+        self.modules = {"model": self.model}
+        self.optimizer = make_optimizer([self.model], cfg.train)
+        self.optimizers = {"model": self.optimizer}
+        self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
+        self.schedulers = {"model": self.scheduler} if self.scheduler else {}
+        if data.kind == "image":
+            self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+            self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """uint8 images -> standardised floats; points pass through."""
+        if x.dtype == torch.uint8:
+            return (x.float().div_(255) - self.mean) / self.std  # (B, C, H, W)
+        return x
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train) / self.config.train.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        train, bs = self.data.train, self.config.train.batch_size
+        order = shuffled_order(len(train), self.config.train.seed, epoch, self.device)
+        for i in range(start, self.steps_per_epoch()):
+            idx = order[i * bs:(i + 1) * bs]  # (B,)
+            yield train.x[idx], train.y[idx]
+
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        x, y = batch
+        loss, correct = loss_and_correct(self.model(self.prepare(x)), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {"loss": loss.detach(), "acc": correct.float().mean()}
+
+    @torch.inference_mode()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        val = self.data.val
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for i in range(0, len(val), EVAL_BATCH):
+            x, y = val.x[i:i + EVAL_BATCH], val.y[i:i + EVAL_BATCH]
+            loss, ok = loss_and_correct(self.model(self.prepare(x)), y)
+            loss_sum += loss * len(y)
+            correct += ok.sum()
+        n = len(val)
+        return {"val_loss": loss_sum.item() / n, "val_acc": correct.item() / n}
+
+    # -- pictures and tables -------------------------------------------------------------
+    def pictures(self, epoch: int, final: bool) -> list[PictureReady]:
+        out = []
+        if hasattr(self.model, "class_templates") and self.data.kind == "image":
+            out.append(PictureReady("templates", "rows of W as class templates", epoch, self._templates()))
+        if self.data.kind == "points":
+            out.append(PictureReady("boundary", "decision boundary over the training points", epoch, self._boundary()))
+        return out
+
+    @torch.inference_mode()
+    def _templates(self) -> np.ndarray:
+        w = self.model.class_templates().float()  # (C, ch, H, W)
+        w = w - w.mean(dim=(1, 2, 3), keepdim=True)
+        images = [normalize_to_uint8(t.permute(1, 2, 0).cpu().numpy()) for t in w]  # each (H, W, ch)
+        grid = tile(np.stack(images), ncols=min(5, len(images)), pad=2)
+        return upscale(grid, 3)
+
+    @torch.inference_mode()
+    def _boundary(self, grid: int = 128, size: int = 256, max_points: int = 400) -> np.ndarray:
+        self.model.eval()
+        x, y = self.data.train.x[:max_points], self.data.train.y[:max_points]
+        lo = x.min(0).values - 0.3
+        hi = x.max(0).values + 0.3
+        span = (hi - lo).max()
+        lo = (lo + hi) / 2 - span / 2
+        ticks = torch.linspace(0, 1, grid, device=self.device)  # (G,)
+        gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+        pts = lo + span * torch.stack([gx.flatten(), 1 - gy.flatten()], dim=1)  # (G*G, 2), y up
+        probs = class1_probability(self.model(pts)).view(grid, grid)  # (G, G)
+        pix = (x - lo) / span * (grid - 1)  # (N, 2) grid pixel coordinates
+        pix = torch.stack([pix[:, 0], (grid - 1) - pix[:, 1]], dim=1)
+        return boundary_picture(probs.cpu().numpy(), pix.cpu().numpy(), y.cpu().numpy(), size)
+
+    def tables(self) -> list[TableReady]:
+        if self.config.task_args.get("gradcheck") and hasattr(self.model, "manual_gradients"):
+            return [self._gradient_check()]
+        return []
+
+    def _gradient_check(self, n: int = 64) -> TableReady:
+        """Hand-written backward vs autograd on one batch, in float64."""
+        model = copy.deepcopy(self.model).double()
+        model.eval()
+        x = self.prepare(self.data.train.x[:n]).double()
+        y = self.data.train.y[:n]
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        manual = model.manual_gradients(x, y)
+        rows = []
+        for name, p in model.named_parameters():
+            g_auto, g_hand = p.grad, manual[name]
+            rel = ((g_hand - g_auto).norm() / (g_hand.norm() + g_auto.norm()).clamp_min(1e-30)).item()
+            rows.append((name, "×".join(map(str, p.shape)), f"{g_auto.abs().max().item():.3e}", f"{rel:.2e}",
+                         "ok" if rel < 1e-6 else "MISMATCH"))
+        return TableReady("gradcheck", "hand-written backprop vs autograd (float64, 64 examples)",
+                          ("parameter", "shape", "max |grad|", "relative error", "check"), tuple(rows))
