@@ -216,29 +216,32 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
     knobs: dict[str, Knob] = {}
     for key, spec in exp.get("knobs", {}).items():
         where = f"knobs.{key!r}"
-        if key not in known:
+        if key not in known and key.split(".", 1)[0] not in ("model", "data", "task"):
             raise bad(where, f"no such setting in [train], [model], [data] or [task_args].{suggest(key, known)}")
         if not isinstance(spec, dict):
             raise bad(where, "must be a table such as { type = \"float\", min = 0, max = 1 }.")
         for k in spec:
             if k not in _KNOB_KEYS:
                 raise bad(f"{where}.{k}", f"unknown knob field; allowed: {', '.join(sorted(_KNOB_KEYS))}.")
-        kind = spec.get("type", type_of(known[key]))
+        kind = spec.get("type") or type_of(known[key])
         if kind not in ("int", "float", "bool", "str"):
             raise bad(f"{where}.type", f"must be int, float, bool or str (got {kind!r}).")
+        if key not in known and "type" not in spec:
+            raise bad(f"{where}.type", "needed when the setting has no default in the file.")
         knobs[key] = Knob(
             key=key, type=kind, help=str(spec.get("help", "")), min=spec.get("min"), max=spec.get("max"),
             choices=tuple(spec.get("choices", ())), log=bool(spec.get("log", False)),
         )
         try:
-            knobs[key].parse(known[key])
+            if key in known:  # a knob without a default leaves the choice to the model or dataset
+                knobs[key].parse(known[key])
         except UserError as e:
             raise bad(where, f"the default does not fit the knob: {e}") from None
     for name, body in exp.get("variants", {}).items():
         if not isinstance(body, dict):
             raise bad(f"variants.{name}", "must be a table of settings.")
         for key in flatten({k: v for k, v in body.items() if k != "description"}):
-            if key not in known:
+            if key not in known and key not in knobs:
                 raise bad(f"variants.{name}.{key}", f"no such setting.{suggest(key, known)}")
     return knobs
 

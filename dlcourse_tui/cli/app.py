@@ -38,23 +38,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def main() -> None:
-    """Entry point of the `dlc` script: a UserError becomes one line on stderr and exit 2."""
+    """Entry point of the `dlc` script: a UserError becomes one line on stderr and exit 2;
+    Typer itself handles --help, usage errors (exit 2) and each command's exit code."""
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as e:
         print(f"dlc: {e}", file=sys.stderr)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        print("Aborted.", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

@@ -85,7 +85,8 @@ def _check_data_name(name: str) -> None:
     from dlcourse_tui.errors import suggest
 
     if name not in DATASET_NAMES:
-        raise UserError(f"--data {name}: no such dataset.{suggest(name, DATASET_NAMES)} Datasets: {', '.join(DATASET_NAMES)}.")
+        hint = suggest(name, DATASET_NAMES) or f" Datasets: {', '.join(DATASET_NAMES)}."
+        raise UserError(f"--data {name}: no such dataset.{hint}")
 
 
 def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False) -> int:
@@ -140,7 +141,8 @@ def print_final(console: "Console", store, final, config) -> None:
 
     from dlcourse_tui.lessons import find_lesson
 
-    table = Table(title=f"{config.lesson} · {config.model} on {config.data} · {final.status}", title_justify="left")
+    console.print(f"[bold]{config.lesson}[/] · {config.model} on {config.data} · {final.status}")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in final.metrics.items():
@@ -154,5 +156,5 @@ def print_final(console: "Console", store, final, config) -> None:
         sign = "≥" if target.mode == "max" else "≤"
         console.print(f"target {target.metric} {sign} {target.value:g}: " + ("[green]reached[/]" if ok else "[yellow]not reached[/]"))
     for pic in store.record.pictures():
-        console.print(f"picture {pic.name}: {pic}")
+        console.print(f"picture {pic.stem}: {pic}", soft_wrap=True)
     console.print(f"See it all with: dlc runs show {store.id}")

@@ -33,7 +33,8 @@ def _fmt(key: str, value) -> str:
 
 @app.command("list")
 def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs of this lesson.")) -> None:
-    """Every run: id, lesson, model, data, status, validation accuracy and loss."""
+    """Every run: id, data, status, validation accuracy and loss."""
+    from rich import box
     from rich.table import Table
 
     from dlcourse_tui.cli.console import out
@@ -45,14 +46,16 @@ def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs 
     if not runs:
         out.print(f"No runs yet in {runs_root()}. Start one with: dlc run linear-classifier")
         return
-    table = Table(title=f"runs in {runs_root()}", title_justify="left")
-    for col in ("id", "model", "data", "status", "epoch", "val_acc", "val_loss"):
-        table.add_column(col, justify="right" if col in ("epoch", "val_acc", "val_loss") else "left")
+    table = Table(title=f"runs in {runs_root()}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id (date-time-lesson-model)", no_wrap=True)
+    table.add_column("data")
+    table.add_column("status")
+    table.add_column("val_acc", justify="right")
+    table.add_column("val_loss", justify="right")
     for r in runs:
         cfg, final, status = r.config, _final(r), r.status
-        table.add_row(r.id, cfg["model"]["name"], cfg["data"]["name"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-                      str(r.summary.get("epoch", "")), _fmt("val_acc", final.get("val_acc", "")),
-                      _fmt("val_loss", final.get("val_loss", "")))
+        table.add_row(r.id, cfg["data"]["name"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                      _fmt("val_acc", final.get("val_acc", "")), _fmt("val_loss", final.get("val_loss", "")))
     out.print(table)
 
 

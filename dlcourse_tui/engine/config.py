@@ -241,7 +241,7 @@ def build_config(
     defaults = flatten(tree)
     for f in fields(TrainConfig):  # every trainer setting may be set, even if the toml omits it
         defaults.setdefault(f"train.{f.name}", getattr(TrainConfig, f.name))
-    known = sorted(defaults)
+    known = sorted(set(defaults) | set(knobs))  # a knob may have no default: the model's or dataset's own
     chosen: dict[str, Any] = {}
     for item in sets:
         if "=" not in item:

@@ -1,0 +1,51 @@
+"""Shared fixtures: every test gets its own DLC_HOME, so runs never mix."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def dlc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dlc-home"
+    monkeypatch.setenv("DLC_HOME", str(home))
+    monkeypatch.delenv("DLC_LESSONS", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny test models run fastest and most reproducibly on one thread."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def dlc(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """Run `dlc ARGS...` in this process; returns exit code, stdout and stderr."""
+    from dlcourse_tui.cli.app import main
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["dlc", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

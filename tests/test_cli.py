@@ -1,0 +1,146 @@
+"""The `dlc` command as a learner types it: output, exit codes and the exact messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = ["--set", "n_train=64", "--set", "n_val=32", "--epochs", "1"]
+
+
+def test_help_lists_the_commands_and_imports_no_torch() -> None:
+    code = ("import sys, runpy; sys.argv=['dlc','--help']\n"
+            "from dlcourse_tui.cli.app import main\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    for command in ("lessons", "lesson", "models", "run", "runs", "doctor"):
+        assert command in out
+    assert out.strip().endswith("NO-TORCH")
+
+
+def test_lessons_lists_chapter_one(dlc) -> None:
+    r = dlc("lessons")
+    assert r.code == 0
+    for lesson_id in ("linear-classifier", "single-neuron", "mlp-backprop"):
+        assert lesson_id in r.out
+
+
+def test_lesson_show_renders_text_and_knobs(dlc) -> None:
+    r = dlc("lesson", "show", "single")
+    assert r.code == 0
+    assert "weight_decay" in r.out and "--variant overfit" in r.out and "0 … 1" in r.out
+
+
+def test_models_for_a_lesson_count_parameters_for_its_data(dlc) -> None:
+    r = dlc("models", "--lesson", "linear-classifier")
+    assert r.code == 0
+    assert "30,730" in r.out  # 3*32*32*10 + 10: W and b of the linear classifier on shapes
+
+
+def test_doctor_reports_torch_and_devices(dlc) -> None:
+    r = dlc("doctor")
+    assert r.code == 0 and "torch" in r.out and "device cpu" in r.out
+
+
+def test_run_prints_plain_progress_and_a_final_table_when_piped(dlc) -> None:
+    r = dlc("run", "single", *TINY)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\r" not in r.out
+    assert "epoch 1/1" in r.out and "val_acc" in r.out and "dlc runs show" in r.out
+
+
+def test_run_json_prints_one_summary(dlc) -> None:
+    r = dlc("run", "mlp", *TINY, "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["status"] == "completed" and summary["lesson"] == "mlp-backprop"
+    assert 0.0 <= summary["metrics"]["val_acc"] <= 1.0
+    assert Path(summary["path"], "metrics.jsonl").is_file()
+
+
+def test_runs_list_show_and_compare(dlc) -> None:
+    a = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
+    b = json.loads(dlc("run", "single", *TINY, "--set", "weight_decay=0.5", "--json").out)["run_id"]
+    listing = dlc("runs", "list")
+    assert a in listing.out and b in listing.out
+    show = dlc("runs", "show", a)
+    assert show.code == 0 and "boundary" in show.out and "train.weight_decay" in show.out
+    cmp = dlc("runs", "compare", a, b)
+    assert cmp.code == 0 and "train.weight_decay" in cmp.out and "0.5" in cmp.out
+    assert "train.lr" not in cmp.out  # only keys that differ
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "nosuchlesson"], "no lesson 'nosuchlesson'"),
+    (["run", "linaer-classifier"], "Did you mean: linear-classifier?"),
+    (["run", "linear", "--model", "mlpp"], "no model 'mlpp'. Did you mean: mlp?"),
+    (["run", "linear", "--model", "neuron"], "lesson linear-classifier offers the models linear, mlp, not 'neuron'"),
+    (["run", "linear", "--data", "shpaes"], "--data shpaes: no such dataset. Did you mean: shapes"),
+    (["run", "linear", "--set", "lrr=0.1"], "--set lrr: no such setting in this experiment. Did you mean: lr"),
+    (["run", "linear", "--set", "lr=fast"], "train.lr='fast' is not a number"),
+    (["run", "linear", "--set", "lr=100"], "train.lr=100 is out of range: allowed 1e-05 … 10."),
+    (["run", "linear", "--set", "optimizer=rmsprop"], "train.optimizer='rmsprop' is not allowed: choose one of sgd | adam | adamw."),
+    (["run", "linear", "--set", "lr"], "--set lr: write it as key=value"),
+    (["run", "linear", "--epochs", "-3"], "epochs=-3 is out of range: allowed 1 … 1000."),
+    (["run", "linear", "--variant", "fullbatch"], "--variant fullbatch: this lesson has no such variant"),
+    (["run", "linear", "--device", "cuda"], "--device cuda: CUDA is not available here"),
+    (["run", "linear", "--resume", "nosuchrun"], "no run 'nosuchrun'"),
+    (["runs", "show", "nosuchrun"], "no run 'nosuchrun'"),
+    (["lesson", "show", "zzz"], "no lesson 'zzz'"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(dlc, dlc_home, args, message) -> None:
+    if "--device" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    r = dlc(*args)
+    assert r.code == 2, (r.out, r.err)
+    assert message in r.err
+    assert "Traceback" not in r.err + r.out
+    assert len(r.err.strip().splitlines()) == 1
+    assert not (dlc_home / "runs").exists() or not any((dlc_home / "runs").iterdir())
+
+
+def test_truncated_checkpoint_cannot_be_resumed(dlc) -> None:
+    run_id = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
+    ckpt = Path(os.environ["DLC_HOME"], "runs", run_id, "checkpoint.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    r = dlc("run", "single", "--resume", run_id, "--epochs", "2")
+    assert r.code == 2 and "is damaged" in r.err and "Traceback" not in r.err
+
+
+def test_malformed_experiment_toml_names_the_file_and_key(dlc, tmp_path, monkeypatch) -> None:
+    bad = tmp_path / "lessons" / "99-bad"
+    bad.mkdir(parents=True)
+    (bad / "lesson.md").write_text("---\nid: bad\ntitle: Bad\nchapter: 9\norder: 1\n---\n# Bad\n")
+    (bad / "experiment.toml").write_text('task = "classify"\n[model]\nname = "linear"\n[train]\nlr = "fast"\n')
+    monkeypatch.setenv("DLC_LESSONS", str(tmp_path / "lessons"))
+    r = dlc("lessons")
+    assert r.code == 2
+    assert "99-bad/experiment.toml: train.lr: expected float, got 'fast'" in r.err
+
+
+def test_ctrl_c_stops_gracefully_saves_a_checkpoint_and_exits_130(dlc_home) -> None:
+    env = {**os.environ, "DLC_HOME": str(dlc_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcourse_tui.cli", "run", "single", "--variant", "overfit", "--epochs", "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(dlc_home.glob("runs/*/metrics.jsonl")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in out and "--resume" in out
+    run_dir = next(dlc_home.glob("runs/*"))
+    assert (run_dir / "checkpoint.pt").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
