@@ -187,7 +187,8 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
 
     for key in exp:
         if key not in _EXPERIMENT_KEYS:
-            raise bad(key, f"unknown key.{suggest(key, _EXPERIMENT_KEYS)} Allowed: {', '.join(sorted(_EXPERIMENT_KEYS))}.")
+            hint = suggest(key, _EXPERIMENT_KEYS) or f" Allowed: {', '.join(sorted(_EXPERIMENT_KEYS))}."
+            raise bad(key, f"unknown key.{hint}")
     if exp.get("task") not in TASK_NAMES:
         raise bad("task", f"must be one of {', '.join(TASK_NAMES)} (got {exp.get('task')!r}).")
     for table in ("train", "model", "data", "task_args", "knobs", "variants"):

@@ -1,0 +1,98 @@
+"""Trainer throughput vs a bare PyTorch loop: same model, data, batch size and seed,
+measured side by side in one process, alternating, several rounds.
+
+    python bench/bench_trainer.py [--model mlp] [--epochs 3] [--rounds 5] [--threads N]
+
+Prints images/s for both and the ratio trainer/bare (median over rounds). The bare
+loop keeps loss and accuracy on the device like the trainer and reads nothing back,
+so the ratio is the cost of the trainer itself: events, read-backs every log_every
+steps, the run store writing metrics.jsonl, the end-of-run checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from dlcourse_tui.data import load_dataset
+from dlcourse_tui.engine.session import execute, prepare_run
+from dlcourse_tui.lessons import find_lesson
+from dlcourse_tui.models.registry import create_model
+from dlcourse_tui.tasks.classify import shuffled_order
+
+
+def bare_loop(cfg, data) -> float:
+    """Seconds for cfg.train.epochs epochs of the plainest loop that tracks the same metrics."""
+    torch.manual_seed(cfg.train.seed)
+    model = create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, args=cfg.model_args)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr)
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    x_all, y_all, bs = data.train.x, data.train.y, cfg.train.batch_size
+    t0 = time.perf_counter()
+    for epoch in range(cfg.train.epochs):
+        order = shuffled_order(len(y_all), cfg.train.seed, epoch, torch.device("cpu"))
+        loss_sum = torch.zeros(())
+        correct = torch.zeros(())
+        for i in range(0, len(y_all), bs):
+            idx = order[i:i + bs]
+            x = (x_all[idx].float().div_(255) - mean) / std
+            logits = model(x)
+            loss = F.cross_entropy(logits, y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == y_all[idx]).float().mean()
+    float(loss_sum), float(correct)
+    return time.perf_counter() - t0
+
+
+def trainer_run(cfg) -> float:
+    """Seconds the Trainer spends training (its own elapsed clock, set-up excluded)."""
+    prepared = prepare_run(cfg)
+    _, final = execute(prepared, [])
+    return final.elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="mlp", choices=["linear", "mlp"])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-train", type=int, default=5000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ["DLC_HOME"] = tempfile.mkdtemp(prefix="dlc-bench-")
+    cfg = find_lesson("linear-classifier").config(
+        sets=[f"n_train={args.n_train}", "n_val=500", f"batch_size={args.batch_size}", "lr=0.01",
+              f"eval_every={args.epochs}"],
+        overrides={"model.name": args.model, "train.epochs": args.epochs, "train.device": "cpu"})
+    data = load_dataset(cfg.data, seed=cfg.train.seed, args=cfg.data_args)
+    images = args.n_train * args.epochs
+    bare_loop(cfg, data)  # warm-up
+    ratios, bare_rates, trainer_rates = [], [], []
+    for _ in range(args.rounds):
+        b = images / bare_loop(cfg, data)
+        t = images / trainer_run(cfg)
+        bare_rates.append(b)
+        trainer_rates.append(t)
+        ratios.append(t / b)
+    print(f"model {args.model} on shapes, batch {args.batch_size}, {args.epochs} epochs × {args.n_train} images, "
+          f"{torch.get_num_threads()} torch threads, {args.rounds} rounds")
+    print(f"bare loop : {statistics.median(bare_rates):10,.0f} images/s (median)")
+    print(f"trainer   : {statistics.median(trainer_rates):10,.0f} images/s (median)")
+    print(f"ratio trainer/bare: median {statistics.median(ratios):.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Lessons load, validate with file-and-key errors, and each one trains two steps."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from dlcourse_tui.engine.events import StepEnded
+from dlcourse_tui.engine.session import execute, prepare_run
+from dlcourse_tui.lessons import LessonError, find_lesson, load_lessons
+
+LESSONS = load_lessons()
+
+
+def test_chapter_one_is_there_in_order() -> None:
+    ch1 = [l.id for l in LESSONS if l.chapter == 1]
+    assert ch1[:3] == ["linear-classifier", "single-neuron", "mlp-backprop"]
+    for lesson in LESSONS:
+        assert lesson.title and lesson.body.strip() and lesson.summary
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda l: l.id)
+@pytest.mark.parametrize("variant", ["", "*"])
+def test_every_lesson_and_variant_runs_two_steps(lesson, variant) -> None:
+    variants = list(lesson.variants) if variant else [""]
+    for v in variants:
+        cfg = lesson.config(variant=v, sets=["n_train=100", "n_val=16", "batch_size=16", "log_every=1"],
+                            overrides={"train.epochs": 1})
+        steps = []
+        stop = threading.Event()
+
+        def listen(e):
+            if isinstance(e, StepEnded):
+                steps.append(e)
+                if e.step >= 2:
+                    stop.set()
+
+        _, final = execute(prepare_run(cfg), [listen], stop_event=stop)
+        assert [s.step for s in steps] == [1, 2], (lesson.id, v)
+        assert all(s.metrics["loss"] == s.metrics["loss"] for s in steps)  # not NaN
+        assert final.step == 2
+
+
+def test_find_lesson_by_prefix_slug_and_number() -> None:
+    assert find_lesson("linear").id == "linear-classifier"
+    assert find_lesson("02-single-neuron").id == "single-neuron"
+    assert find_lesson("mlp").id == "mlp-backprop"
+
+
+def _lesson_dir(tmp_path: Path, toml: str, front: str = "id: t\ntitle: T\nchapter: 9\norder: 1") -> Path:
+    d = tmp_path / "extra" / "99-t"
+    d.mkdir(parents=True)
+    (d / "lesson.md").write_text(f"---\n{front}\n---\n# T\n")
+    (d / "experiment.toml").write_text(toml)
+    return tmp_path / "extra"
+
+
+GOOD = 'task = "classify"\n[model]\nname = "linear"\n[data]\nname = "blobs"\n'
+
+
+def test_a_teachers_lesson_folder_is_loaded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DLC_LESSONS", str(_lesson_dir(tmp_path, GOOD)))
+    assert "t" in [l.id for l in load_lessons()]
+
+
+@pytest.mark.parametrize("toml, front, message", [
+    ('task = "classify"\n[model]\nname = "linear"\n[train]\nlr = "x"\n', None, "train.lr: expected float"),
+    ('task = "clasify"\n[model]\nname = "linear"\n', None, "task: must be one of classify"),
+    ('task = "classify"\n[modell]\nname = "linear"\n', None, "modell: unknown key. Did you mean: model"),
+    (GOOD + '[knobs]\n"train.lr" = { type = "float", min = 1.0, max = 2.0 }\n', None, "the default does not fit the knob"),
+    (GOOD + '[variants.v]\ntrain.lrr = 1\n', None, "variants.v.train.lrr: no such setting"),
+    (GOOD + "[train\n", None, "not valid TOML"),
+    (GOOD, "id: t\ntitle: T\nchapter: one\norder: 1", "chapter and order must be whole numbers"),
+    (GOOD, "id: t\nchapter: 1\norder: 1", "front matter lacks 'title'"),
+])
+def test_malformed_lessons_name_the_file_and_the_key(tmp_path, monkeypatch, toml, front, message) -> None:
+    root = _lesson_dir(tmp_path, toml, *( [front] if front else []))
+    monkeypatch.setenv("DLC_LESSONS", str(root))
+    with pytest.raises(LessonError) as e:
+        load_lessons()
+    assert message in str(e.value)
+    assert "99-t" in str(e.value)
