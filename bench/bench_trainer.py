@@ -5,7 +5,7 @@ measured side by side in one process, alternating, several rounds.
 
 Prints images/s for both and the ratio trainer/bare (median over rounds). The bare
 loop keeps loss and accuracy on the device like the trainer and reads nothing back,
-so the ratio is the cost of the trainer itself: events, read-backs every log_every
+and evaluates once at the end like the trainer, so the ratio is the cost of the trainer itself: events, read-backs every log_every
 steps, the run store writing metrics.jsonl, the end-of-run checkpoint.
 """
 
@@ -51,6 +51,11 @@ def bare_loop(cfg, data) -> float:
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == y_all[idx]).float().mean()
     float(loss_sum), float(correct)
+    with torch.inference_mode():  # the same final evaluation the trainer does
+        model.eval()
+        x = (data.val.x.float().div_(255) - mean) / std
+        logits = model(x)
+        float(F.cross_entropy(logits, data.val.y)), float((logits.argmax(1) == data.val.y).float().mean())
     return time.perf_counter() - t0
 
 
@@ -64,7 +69,7 @@ def trainer_run(cfg) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mlp", choices=["linear", "mlp"])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=5)

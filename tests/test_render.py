@@ -51,6 +51,7 @@ def _cells(text) -> dict[tuple[int, int], tuple]:
 
 def _render(renderable, **console_kw) -> str:
     buf = io.StringIO()
+    console_kw.setdefault("no_color", False)  # the suite runs with NO_COLOR set; these tests choose
     Console(file=buf, force_terminal=True, **console_kw).print(renderable)
     return buf.getvalue()
 

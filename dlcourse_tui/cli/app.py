@@ -13,8 +13,8 @@ from dlcourse_tui.errors import UserError
 app = typer.Typer(
     name="dlc",
     help="Learn deep learning for computer vision by doing: read a lesson, run its experiment, watch it train.\n\n"
-    "Start with:  dlc lessons   then   dlc run linear-classifier",
-    no_args_is_help=True,
+    "Start with:  dlc   (the app)   or   dlc lessons   then   dlc run linear-classifier",
+    invoke_without_command=True,
     add_completion=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -33,8 +33,21 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
-    """dlc: deep learning for computer vision, in the terminal."""
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """dlc: deep learning for computer vision, in the terminal. Without a command it opens the app."""
+    if ctx.invoked_subcommand is None:
+        tui_cmd()
+
+
+def tui_cmd() -> None:
+    """Open the app: lessons, model picker, live training dashboard, past runs (keys: ? for help)."""
+    from dlcourse_tui.tui import run_app
+
+    run_app()
+
+
+app.command("tui")(tui_cmd)
 
 
 def main() -> None:

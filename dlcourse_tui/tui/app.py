@@ -1,0 +1,161 @@
+"""The dlc app: lesson browser first, then picker, dashboard, runs and help screens.
+
+Nothing here imports torch: the first paint shows the browser, then torch is imported on
+a worker thread so a run starts quickly. Runs train on Textual thread workers (bridge.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from dlcourse_tui.tui.bridge import RunHandle, _Done, supervise
+from dlcourse_tui.tui.messages import RunEvent
+
+_T0 = time.perf_counter()
+
+
+class DLCApp(App):
+    """Learn deep learning for computer vision by doing."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "dlc"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("R", "runs", "Runs", key_display="R"),
+        Binding("D", "dashboard", "Dashboard", key_display="D", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, *, preload_torch: bool = True) -> None:
+        super().__init__()
+        self.preload_torch = preload_torch
+        self.runs: list[RunHandle] = []
+        self.first_paint_s: float | None = None
+        self.torch_at_first_paint: bool | None = None
+
+    def on_mount(self) -> None:
+        from dlcourse_tui.tui.screens.browser import BrowserScreen
+
+        self.push_screen(BrowserScreen())
+        self.call_after_refresh(self._first_paint)
+
+    def _first_paint(self) -> None:
+        self.first_paint_s = time.perf_counter() - _T0
+        self.torch_at_first_paint = "torch" in sys.modules
+        if self.preload_torch:
+            self._preload()
+
+    @work(thread=True, group="preload", exit_on_error=False)
+    def _preload(self) -> None:
+        """Import torch and the engine in the background: the first run starts sooner."""
+        import dlcourse_tui.engine.session  # noqa: F401
+
+    # -- runs -----------------------------------------------------------------------------
+    @property
+    def current_run(self) -> RunHandle | None:
+        return self.runs[-1] if self.runs else None
+
+    def start_run(self, config, lesson=None) -> RunHandle:
+        """Start `config` on a thread worker and open its dashboard; a run still going is stopped."""
+        from dlcourse_tui.tui.screens.dashboard import DashboardScreen
+
+        for old in self.runs:
+            if old.running:
+                old.stop()
+        handle = RunHandle(config=config, app=self)
+        self.runs.append(handle)
+        self.run_worker(lambda: supervise(handle), name=f"train {config.lesson}", group="train", thread=True,
+                        exit_on_error=False)
+        # one dashboard on the stack at a time
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, DashboardScreen):
+            self.pop_screen()
+        if isinstance(self.screen, DashboardScreen):
+            self.switch_screen(DashboardScreen(handle))
+        else:
+            self.push_screen(DashboardScreen(handle))
+        return handle
+
+    def on_run_event(self, message: RunEvent) -> None:
+        from dlcourse_tui.engine.events import RunFailed, RunFinished, RunStarted
+        from dlcourse_tui.tui.screens.dashboard import DashboardScreen
+
+        handle, event = message.handle, message.event
+        if isinstance(event, _Done):
+            if handle.phase in ("preparing", "training", "stopping"):
+                handle.phase = "ended"
+        else:
+            handle.events.append(event)
+            if isinstance(event, RunStarted):
+                handle.phase = "training"
+            elif isinstance(event, RunFinished):
+                handle.phase = event.status
+                if event.status == "completed":
+                    self.notify(f"{handle.config.lesson}: run completed", timeout=4)
+                else:
+                    self.notify(f"{handle.config.lesson}: run stopped, checkpoint saved", timeout=4)
+            elif isinstance(event, RunFailed):
+                handle.phase = "failed"
+                self.notify(event.message, title="run failed", severity="error", timeout=15)
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen) and screen.handle is handle:
+                screen.catch_up()
+                screen.update_status()
+
+    def stop_all_runs(self) -> None:
+        for handle in self.runs:
+            if handle.running:
+                handle.stop()
+
+    def exit(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        """Quitting stops every run first (each saves its checkpoint), so no thread outlives the app."""
+        self.stop_all_runs()
+        super().exit(*args, **kwargs)
+
+    async def action_quit(self) -> None:
+        self.stop_all_runs()
+        self.exit()
+
+    # -- screens --------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from dlcourse_tui.tui.screens.help import HelpScreen, screen_keys
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        name = (self.screen.sub_title or type(self.screen).__name__)
+        self.push_screen(HelpScreen(screen_keys(self.screen), name))
+
+    def action_runs(self) -> None:
+        from dlcourse_tui.tui.screens.runs import RunsScreen
+
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen())
+
+    def action_dashboard(self) -> None:
+        from dlcourse_tui.tui.screens.dashboard import DashboardScreen
+
+        handle = self.current_run
+        if handle is None:
+            self.notify("no run yet: press r on a lesson", timeout=3)
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen) and screen.handle is handle:
+                while self.screen is not screen:
+                    self.pop_screen()
+                return
+        self.push_screen(DashboardScreen(handle))
+
+
+def main() -> None:
+    DLCApp().run()
+
+
+if __name__ == "__main__":
+    main()

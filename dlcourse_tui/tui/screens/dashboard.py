@@ -1,0 +1,218 @@
+"""The training dashboard: progress, live loss and accuracy curves, the latest picture and
+a log. Step metrics are read from the run's buffer on a timer (4 Hz); other events arrive
+as messages through the app (see bridge.py)."""
+
+from __future__ import annotations
+
+import os
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+
+from dlcourse_tui.engine.events import (
+    EpochEnded, Evaluated, PictureReady, RunFailed, RunFinished, RunStarted, TableReady,
+)
+from dlcourse_tui.tui.bridge import RunHandle
+from dlcourse_tui.tui.widgets.curves import Curves
+from dlcourse_tui.tui.widgets.picture import Picture
+
+TICK = 0.25  # seconds between reads of the step buffer (and at most this often a redraw)
+
+
+def fmt_metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v * 100:.1f}%" if k.endswith("acc") else f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+def fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class DashboardScreen(Screen):
+    """Watch one run train; pause, stop, go back while it goes on."""
+
+    BINDINGS = [
+        Binding("p", "pause", "Pause/resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("k", "knobs", "Change knobs"),
+        Binding("o", "folder", "Folder"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__()
+        self.handle = handle
+        self.cursor = 0  # how many step points this screen has read
+        self.replayed = 0  # how many of handle.events were applied
+        self.last_point = None
+        self.mono = bool(os.environ.get("NO_COLOR"))
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="run-status", markup=False)
+        yield ProgressBar(total=None, show_eta=False, id="run-progress")
+        with Horizontal(id="dash-body"):
+            with Vertical(id="charts"):
+                yield Curves("loss", id="loss-chart", mono=self.mono)
+                yield Curves("accuracy", id="acc-chart", mono=self.mono)
+            with Vertical(id="side"):
+                yield Picture(id="picture", color=not self.mono)
+                yield RichLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        cfg = self.handle.config
+        self.title = "dlc"
+        self.sub_title = f"{cfg.lesson}: {cfg.model} on {cfg.data}"
+        self.log_line(f"{cfg.lesson} · {cfg.model} on {cfg.data} · {cfg.train.epochs} epochs"
+                      + (f" · variant {cfg.variant}" if cfg.variant else ""))
+        for chart in self.query(Curves):  # fixed order: train first, then val
+            chart.set_series("train", [], [])
+            chart.set_series("val", [], [])
+        self.catch_up()
+        self.tick()
+        self.set_interval(TICK, self.tick)
+
+    # -- reading the run --------------------------------------------------------------
+    def catch_up(self) -> None:
+        """Apply events this screen has not seen (all of them when it opens late)."""
+        while self.replayed < len(self.handle.events):
+            self.apply(self.handle.events[self.replayed])
+            self.replayed += 1
+
+    def tick(self) -> None:
+        """Read new step points from the buffer; redraw what changed and is visible."""
+        points, self.cursor = self.handle.steps.since(self.cursor)
+        if points:
+            loss = self.query_one("#loss-chart", Curves)
+            acc = self.query_one("#acc-chart", Curves)
+            xs = [p.step for p in points]
+            if "loss" in points[0].metrics:
+                loss.extend("train", xs, [p.metrics.get("loss", float("nan")) for p in points])
+            if "acc" in points[0].metrics:
+                acc.extend("train", xs, [p.metrics.get("acc", float("nan")) for p in points])
+            self.last_point = points[-1]
+        self.update_status()
+        if self.app.screen is self:
+            for chart in self.query(Curves):
+                chart.refresh_if_needed()
+
+    def update_status(self) -> None:
+        h = self.handle
+        started = h.started
+        phase = h.phase
+        if h.pause_event.is_set() and h.running:
+            phase = "paused"
+        parts = [phase]
+        p = self.last_point
+        if started is not None:
+            total = started.total_steps
+            step = h.final.step if h.final is not None else (p.step if p else started.start_step)
+            epochs = started.config["train"]["epochs"]
+            epoch = h.final.epoch if isinstance(h.final, RunFinished) else (p.epoch if p else 1)
+            parts.append(f"epoch {epoch}/{epochs}")
+            parts.append(f"step {step}/{total}")
+            bar = self.query_one("#run-progress", ProgressBar)
+            bar.update(total=max(total, 1), progress=step)
+            if p is not None:
+                parts.append(f"{p.samples_per_sec:,.0f} ex/s")
+                done = p.step - started.start_step
+                if h.running and done > 0 and phase == "training":
+                    eta = (total - p.step) * p.elapsed / max(p.step, 1)
+                    parts.append(f"ETA {fmt_time(eta)}")
+                else:
+                    parts.append(f"{fmt_time(p.elapsed)}")
+        text = Text("  ".join(parts))
+        if isinstance(h.final, RunFailed):
+            text = Text.assemble(("failed: ", "bold red"), (h.final.message, "red"))
+        elif p is not None and h.final is None:
+            text.append("\n" + fmt_metrics(p.metrics), style="dim")
+        elif isinstance(h.final, RunFinished):
+            text.append("\n" + fmt_metrics(h.final.metrics), style="dim")
+        self.query_one("#run-status", Static).update(text)
+
+    def apply(self, event) -> None:
+        """One non-step event of the run (UI thread)."""
+        if isinstance(event, RunStarted):
+            verb = f"resumed at step {event.start_step}" if event.resumed else "started"
+            self.log_line(f"run {event.run_id} {verb}: {event.num_params:,} parameters, "
+                          f"{event.steps_per_epoch} steps/epoch, device {event.device}")
+        elif isinstance(event, EpochEnded):
+            self.log_line(f"epoch {event.epoch}: {fmt_metrics(event.metrics)}")
+        elif isinstance(event, Evaluated):
+            self.log_line(f"epoch {event.epoch} val: {fmt_metrics(event.metrics)}")
+            if "val_loss" in event.metrics:
+                self.query_one("#loss-chart", Curves).extend("val", [event.step], [event.metrics["val_loss"]])
+            if "val_acc" in event.metrics:
+                self.query_one("#acc-chart", Curves).extend("val", [event.step], [event.metrics["val_acc"]])
+        elif isinstance(event, PictureReady):
+            self.query_one("#picture", Picture).show(event.pixels, f"{event.title} · epoch {event.epoch}")
+        elif isinstance(event, TableReady):
+            table = Table(title=event.title, title_justify="left")
+            for col in event.columns:
+                table.add_column(col)
+            for row in event.rows:
+                table.add_row(*row)
+            self.query_one("#log", RichLog).write(table)
+        elif isinstance(event, RunFinished):
+            self.log_line(f"run {event.status} at step {event.step}: {fmt_metrics(event.metrics)}")
+            if event.status == "stopped":
+                self.log_line("checkpoint saved; resume with: dlc run "
+                              f"{self.handle.config.lesson} --resume {self.handle.run_id}")
+        elif isinstance(event, RunFailed):
+            self.log_line(f"FAILED: {event.message}")
+        self.update_status()
+
+    def log_line(self, line: str) -> None:
+        self.query_one("#log", RichLog).write(Text(line))
+
+    def on_screen_resume(self) -> None:
+        self.catch_up()
+        for chart in self.query(Curves):
+            chart.dirty = True
+
+    # -- keys -------------------------------------------------------------------------
+    def action_pause(self) -> None:
+        h = self.handle
+        if not h.running:
+            self.notify("the run has ended", timeout=2)
+            return
+        paused = h.toggle_pause()
+        self.log_line("paused (p resumes)" if paused else "resumed")
+        self.update_status()
+
+    def action_stop(self) -> None:
+        h = self.handle
+        if not h.running:
+            self.notify("the run has ended", timeout=2)
+            return
+        h.stop()
+        h.phase = "stopping"
+        self.log_line("stopping after this step; saving a checkpoint…")
+        self.update_status()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_folder(self) -> None:
+        from dlcourse_tui.engine.runs import runs_root
+
+        if not self.handle.run_id:
+            self.notify("the run folder is not created yet", timeout=2)
+            return
+        path = runs_root() / self.handle.run_id
+        self.log_line(f"folder: {path}")
+        self.notify(str(path), title="run folder", timeout=6)
+
+    def action_knobs(self) -> None:
+        from dlcourse_tui.lessons import find_lesson
+        from dlcourse_tui.tui.screens.picker import PickerScreen
+
+        self.app.push_screen(PickerScreen(find_lesson(self.handle.config.lesson)))

@@ -1,0 +1,256 @@
+"""The Textual app driven by keys with Pilot at 80x24: browser, picker, dashboard, runs, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from textual.widgets import Button, DataTable, Input, Static
+
+from dlcourse_tui.engine.runs import list_runs, runs_root
+from dlcourse_tui.tui.app import DLCApp
+from dlcourse_tui.tui.screens.browser import BrowserScreen
+from dlcourse_tui.tui.screens.dashboard import DashboardScreen
+from dlcourse_tui.tui.screens.help import HelpScreen
+from dlcourse_tui.tui.screens.picker import KnobRow, PickerScreen
+from dlcourse_tui.tui.screens.runs import RunScreen, RunsScreen
+from dlcourse_tui.tui.widgets.curves import Curves
+
+SIZE = (80, 24)
+
+
+async def wait_for(pilot, cond, timeout: float = 15.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def open_single_neuron(pilot) -> None:
+    """From the browser: down to 'A single neuron', enter opens it."""
+    await pilot.press("down", "enter")
+    screen = pilot.app.screen
+    assert isinstance(screen, BrowserScreen)
+    assert screen.lesson.id == "single-neuron"
+
+
+async def set_knob(pilot, key: str, text: str) -> None:
+    field = pilot.app.screen.query_one(f"#knob-{key.replace('.', '-')}", Input)
+    field.focus()
+    await pilot.press("ctrl+u", *text)
+
+
+async def start_tiny_run(pilot, epochs: str = "2", n_train: str = "64"):
+    await open_single_neuron(pilot)
+    await pilot.press("m")
+    assert isinstance(pilot.app.screen, PickerScreen)
+    await set_knob(pilot, "data.n_train", n_train)
+    await set_knob(pilot, "train.epochs", epochs)
+    assert not pilot.app.screen.query_one("#start", Button).disabled
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen), what="the dashboard")
+    return pilot.app.screen.handle
+
+
+def test_first_paint_without_torch() -> None:
+    """The browser paints before torch is imported (fresh interpreter: conftest imports torch here)."""
+    script = textwrap.dedent("""
+        import asyncio, sys
+        from dlcourse_tui.tui.app import DLCApp
+
+        async def main():
+            app = DLCApp(preload_torch=False)
+            async with app.run_test(size=(80, 24)) as pilot:
+                while app.torch_at_first_paint is None:
+                    await pilot.pause(0.01)
+                print(app.torch_at_first_paint, "torch" in sys.modules, type(app.screen).__name__)
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "BrowserScreen"]
+
+
+async def test_browser_shows_lesson_and_experiment() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_single_neuron(pilot)
+        summary = str(app.screen.query_one("#experiment", Static).render())
+        assert "blobs" in summary and "neuron" in summary and "val_acc" in summary
+        assert "overfit" in summary  # variants listed
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = dict((d, k) for k, d in app.screen.keys)
+        assert keys["Run"] == "r" and keys["Models & knobs"] == "m"
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_picker_refuses_invalid_knob_and_resets() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_single_neuron(pilot)
+        await pilot.press("m")
+        picker = app.screen
+        assert isinstance(picker, PickerScreen)
+        await set_knob(pilot, "train.epochs", "0")
+        row = next(r for r in picker.query(KnobRow) if r.knob.key == "train.epochs")
+        assert row.has_class("invalid") and "out of range" in row.error
+        assert picker.query_one("#start", Button).disabled
+        await pilot.press("ctrl+s")  # refused: still on the picker
+        assert app.screen is picker
+        await set_knob(pilot, "model.degree", "two")
+        assert "not an integer" in next(r for r in picker.query(KnobRow) if r.knob.key == "model.degree").error
+        await pilot.press("ctrl+r")  # defaults
+        assert not any(r.error for r in picker.query(KnobRow))
+        assert not picker.query_one("#start", Button).disabled
+        assert row.input.value == "30"
+        # a variant fills its own values
+        picker.query_one("#variant").value = "overfit"
+        await pilot.pause()
+        assert row.input.value == "1500"
+        assert picker.build_config().variant == "overfit"
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_tiny_run_trains_and_charts_arrive() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        handle = await start_tiny_run(pilot)
+        assert handle.config.train.epochs == 2 and handle.config.data_args["n_train"] == 64
+        await wait_for(pilot, lambda: handle.phase == "completed", what="RunFinished")
+        dash = app.screen
+        # 2 epochs of 2 steps: one step point per epoch (read back at its end) and one val point
+        await wait_for(pilot, lambda: dash.query_one("#loss-chart", Curves).points == 4, what="chart points")
+        loss = dash.query_one("#loss-chart", Curves)
+        assert len(loss.series["train"][0]) == 2 and len(loss.series["val"][0]) == 2
+        assert dash.query_one("#picture").pixels is not None
+        assert (runs_root() / handle.run_id / "metrics.jsonl").is_file()
+        assert json.loads((runs_root() / handle.run_id / "summary.json").read_text())["status"] == "completed"
+        assert "completed" in str(dash.query_one("#run-status", Static).render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+        await pilot.press("D")  # back to the dashboard of the last run
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_pause_then_stop_saves_checkpoint() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        handle = await start_tiny_run(pilot, epochs="5000")
+        await wait_for(pilot, lambda: handle.phase == "training", what="RunStarted")
+        await pilot.press("p")
+        assert handle.pause_event.is_set()
+        await pilot.pause(0.3)
+        steps = len(handle.steps)
+        await pilot.pause(0.5)
+        assert len(handle.steps) <= steps + 1  # at most the window that was under way
+        await pilot.press("p")
+        assert not handle.pause_event.is_set()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: handle.phase == "stopped", what="the stop")
+        record = next(r for r in list_runs() if r.id == handle.run_id)
+        assert record.status == "stopped" and record.checkpoint.is_file()
+
+
+def _headless_run(**sets: str) -> str:
+    from dlcourse_tui.engine.session import execute, prepare_run
+    from dlcourse_tui.lessons import find_lesson
+
+    cfg = find_lesson("single-neuron").config(sets=[f"{k}={v}" for k, v in sets.items()])
+    store, _ = execute(prepare_run(cfg), [])
+    return store.id
+
+
+async def test_runs_screen_lists_and_compares() -> None:
+    a = _headless_run(n_train=64, n_val=32, epochs=2)
+    b = _headless_run(n_train=64, n_val=32, epochs=3, lr=0.5)
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("R")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        assert screen.query_one(DataTable).row_count == 2
+        await pilot.press("space", "down", "space")
+        assert screen.selected == {a, b}
+        chart = screen.query_one("#runs-chart", Curves)
+        assert len(chart.series) == 2 and chart.points > 0
+        await pilot.press("v")
+        assert chart.title == "val loss"
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunScreen)
+        assert app.screen.query_one("#run-loss", Curves).points > 0
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_failing_run_leaves_app_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlcourse_tui.tasks.classify import ClassifyTask
+
+    def boom(self, batch):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ClassifyTask, "train_step", boom)
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_single_neuron(pilot)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        handle = app.screen.handle
+        await wait_for(pilot, lambda: handle.phase == "failed", what="RunFailed")
+        status = str(app.screen.query_one("#run-status", Static).render())
+        assert "failed" in status and "boom" in status
+        assert any("boom" in str(n.message) for n in app._notifications)
+        await pilot.press("escape", "R")
+        assert isinstance(app.screen, RunsScreen)
+        assert "failed" in [row[6] for row in (app.screen.query_one(DataTable).get_row_at(0),)]
+        await pilot.press("escape", "m")
+        assert isinstance(app.screen, PickerScreen)
+
+
+async def test_quit_mid_run_exits_promptly() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        handle = await start_tiny_run(pilot, epochs="5000")
+        await wait_for(pilot, lambda: len(handle.steps) > 0, what="training steps")
+        t0 = time.monotonic()
+        await pilot.press("ctrl+q")
+    assert handle.done_event.wait(5), "the training thread outlived the app"
+    assert time.monotonic() - t0 < 5
+    record = next(r for r in list_runs() if r.id == handle.run_id)
+    assert record.status == "stopped" and record.checkpoint.is_file()
+
+
+def test_quit_while_preparing_exits_process_promptly() -> None:
+    """A run still preparing its data cannot be interrupted; the process exits anyway."""
+    script = textwrap.dedent("""
+        import asyncio, time
+        from dlcourse_tui.tui import leave
+        from dlcourse_tui.tui.app import DLCApp
+
+        async def main():
+            app = DLCApp(preload_torch=False)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.press("r")  # linear-classifier: 5000 images to generate first
+                await pilot.pause(0.3)
+                assert app.current_run.phase == "preparing", app.current_run.phase
+                print("QUIT", time.time(), flush=True)
+                await pilot.press("ctrl+q")
+            return app
+
+        leave(asyncio.run(main()))  # what `dlc` does after the app returns
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    end = time.time()
+    assert proc.returncode == 0, proc.stderr
+    quit_at = float(proc.stdout.split("QUIT")[1].split()[0])
+    assert end - quit_at < 4.0, f"the process took {end - quit_at:.1f} s to exit after ctrl+q"
