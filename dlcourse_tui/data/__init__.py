@@ -38,7 +38,7 @@ def load_dataset(name: str, *, seed: int, args: dict[str, Any] | None = None, le
     if name == "shapes":
         from dlcourse_tui.data.shapes import shapes_dataset
 
-        return shapes_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("clutter", "noise", "max_objects")))
+        return shapes_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("clutter", "noise", "max_objects", "position_jitter")))
     if name == "digits":
         from dlcourse_tui.data.digits import digits_dataset
 

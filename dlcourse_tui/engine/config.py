@@ -32,6 +32,7 @@ class TrainConfig:
     schedule: str = "constant"
     seed: int = 0
     device: str = "auto"
+    threads: int = 0  # CPU threads for torch; 0: 1 for small models, all cores for large ones
     log_every: int = 10  # steps between metric read-backs (and StepEnded events)
     eval_every: int = 1  # epochs between evaluations on the validation split
 
@@ -297,6 +298,8 @@ def _train_config(values: dict[str, Any]) -> TrainConfig:
         raise UserError(f"optimizer={cfg.optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}.")
     if cfg.schedule not in SCHEDULES:
         raise UserError(f"schedule={cfg.schedule!r} is unknown: choose one of {', '.join(SCHEDULES)}.")
+    if cfg.threads < 0:
+        raise UserError(f"threads={cfg.threads}: give 0 (automatic) or a number of CPU threads.")
     if cfg.log_every < 1 or cfg.eval_every < 1:
         raise UserError("log_every and eval_every must be at least 1.")
     return cfg

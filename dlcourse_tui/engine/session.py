@@ -12,7 +12,7 @@ import torch
 from dlcourse_tui.data import load_dataset
 from dlcourse_tui.engine.checkpoint import load_checkpoint
 from dlcourse_tui.engine.config import RunConfig
-from dlcourse_tui.engine.devices import resolve_device
+from dlcourse_tui.engine.devices import DEFAULT_THREADS, cpu_threads, resolve_device
 from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
 from dlcourse_tui.engine.runs import RunRecord, RunStore
 from dlcourse_tui.engine.trainer import Trainer
@@ -49,12 +49,14 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
     if entry.task != config.task:
         raise UserError(f"model {config.model} is for {entry.task}, but lesson {config.lesson} trains {config.task} models.")
     torch.manual_seed(config.train.seed)
+    torch.set_num_threads(config.train.threads or 1)  # generating data gains little from more (devices.cpu_threads)
     data = load_dataset(config.data, seed=config.train.seed, args=config.data_args, lesson=config.lesson)
     if data.kind not in entry.inputs:
         raise UserError(f"model {config.model} takes {' or '.join(entry.inputs)} data, but {config.data} is {data.kind} data; "
                         "pick another --model or --data.")
     task = get_task_class(config.task)(config, data.to(device), device)
     task.build()
+    torch.set_num_threads(cpu_threads(config.train.threads, task.num_params()) if device.type == "cpu" else DEFAULT_THREADS)
     return PreparedRun(config, task, state, resume)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from dlcourse_tui.errors import UserError, suggest
 
-_FAMILIES = ("dlcourse_tui.models.linear", "dlcourse_tui.models.mlp")
+_FAMILIES = ("dlcourse_tui.models.linear", "dlcourse_tui.models.mlp", "dlcourse_tui.models.cnn")
 
 
 @dataclass(frozen=True)

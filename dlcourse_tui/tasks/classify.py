@@ -1,5 +1,6 @@
 """Classification: logits from one model, softmax cross-entropy (or a single logit with
-binary cross-entropy), accuracy; pictures of class templates and decision boundaries."""
+binary cross-entropy), accuracy; pictures of class templates, decision boundaries, and a
+CNN's first-layer filters and feature maps."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from torch import Tensor
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.models.registry import create_model
-from dlcourse_tui.render.images import boundary_picture, normalize_to_uint8, tile, upscale
+from dlcourse_tui.render.images import as_uint8, boundary_picture, chw_to_hwc, normalize_to_uint8, tile, to_rgb, upscale
 from dlcourse_tui.tasks.base import Task
 
 EVAL_BATCH = 2048
+MAX_MAPS = 32  # feature maps shown per block
+MAP_CELL = 32  # pixels a feature map is enlarged to (about)
 
 
 def shuffled_order(n: int, seed: int, epoch: int, device: torch.device) -> Tensor:
@@ -104,6 +107,11 @@ class ClassifyTask(Task):
             out.append(PictureReady("templates", "rows of W as class templates", epoch, self._templates()))
         if self.data.kind == "points":
             out.append(PictureReady("boundary", "decision boundary over the training points", epoch, self._boundary()))
+        if hasattr(self.model, "first_layer_filters") and self.data.kind == "image":
+            out.append(PictureReady("filters", "first-layer filters (each scaled to its own range)", epoch, self._filters()))
+        if hasattr(self.model, "feature_maps") and self.data.kind == "image":
+            out.append(PictureReady("feature_maps", "one validation image, then its feature maps after each conv block "
+                                    f"(first {MAX_MAPS} per block)", epoch, self._feature_maps()))
         return out
 
     @torch.inference_mode()
@@ -113,6 +121,41 @@ class ClassifyTask(Task):
         images = [normalize_to_uint8(t.permute(1, 2, 0).cpu().numpy()) for t in w]  # each (H, W, ch)
         grid = tile(np.stack(images), ncols=min(5, len(images)), pad=2)
         return upscale(grid, 3)
+
+    @torch.inference_mode()
+    def _filters(self, size: int = 24) -> np.ndarray:
+        """The first layer's filters tiled, each min-max scaled: colour for 3 input channels,
+        grey otherwise (the first input channel)."""
+        w = self.model.first_layer_filters().float().cpu()  # (C_out, C_in, k, k)
+        w = w if w.shape[1] == 3 else w[:, :1]  # (C_out, 3 or 1, k, k)
+        factor = max(1, size // w.shape[-1])
+        images = [upscale(to_rgb(normalize_to_uint8(chw_to_hwc(f.numpy()))), factor) for f in w]  # each (k·f, k·f, 3)
+        return tile(np.stack(images), ncols=min(8, len(images)), pad=2)
+
+    @torch.inference_mode()
+    def _feature_maps(self) -> np.ndarray:
+        """Rows: the first validation image, then each block's maps (ReLU outputs, so 0 is
+        black), every block on one grey scale so its maps compare; all enlarged to about
+        MAP_CELL pixels and stacked into one (H, W, 3) picture."""
+        self.model.eval()
+        x = self.data.val.x[:1]  # (1, C, H, W) uint8
+        maps = self.model.feature_maps(self.prepare(x))  # [(1, C_k, H_k, W_k), ...]
+        image = to_rgb(chw_to_hwc(x[0].cpu().numpy()))  # (H, W, 3)
+        rows = [upscale(image, max(1, 2 * MAP_CELL // image.shape[0]))]
+        for m in maps:
+            a = m[0, :MAX_MAPS].float()  # (C', H_k, W_k)
+            a = (a / a.max().clamp_min(1e-12)).cpu().numpy()  # [0, 1] for ReLU maps
+            factor = max(1, round(MAP_CELL / a.shape[-1]))
+            cells = [upscale(to_rgb(as_uint8(c)), factor) for c in a]  # each (H_k·f, W_k·f, 3)
+            rows.append(tile(np.stack(cells), ncols=min(16, len(cells)), pad=1))
+        width = max(r.shape[1] for r in rows)
+        gap = np.full((4, width, 3), 40, dtype=np.uint8)
+        out = []
+        for r in rows:
+            padded = np.full((r.shape[0], width, 3), 40, dtype=np.uint8)
+            padded[:, :r.shape[1]] = r
+            out += [padded, gap]
+        return np.concatenate(out[:-1], axis=0)
 
     @torch.inference_mode()
     def _boundary(self, grid: int = 128, size: int = 256, max_points: int = 400) -> np.ndarray:
