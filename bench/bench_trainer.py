@@ -73,16 +73,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for both loops")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     os.environ["DLC_HOME"] = tempfile.mkdtemp(prefix="dlc-bench-")
     cfg = find_lesson("linear-classifier").config(
         sets=[f"n_train={args.n_train}", "n_val=500", f"batch_size={args.batch_size}", "lr=0.01",
-              f"eval_every={args.epochs}"],
+              f"eval_every={args.epochs}", f"threads={args.threads}"],
         overrides={"model.name": args.model, "train.epochs": args.epochs, "train.device": "cpu"})
     data = load_dataset(cfg.data, seed=cfg.train.seed, args=cfg.data_args)
+    torch.set_num_threads(args.threads)
     images = args.n_train * args.epochs
     bare_loop(cfg, data)  # warm-up
     ratios, bare_rates, trainer_rates = [], [], []

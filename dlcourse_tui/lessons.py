@@ -88,9 +88,20 @@ class Lesson:
         t = self.experiment.get("target")
         return Target(t["metric"], t.get("value"), t.get("mode", "max")) if t else None
 
-    def config(self, *, variant: str = "", sets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | None = None) -> RunConfig:
+    def short_key(self, key: str) -> str:
+        """The shortest name --set accepts for `key`: its leaf when unique, else the dotted key."""
+        exp = self.experiment
+        known = set(flatten({"train": exp.get("train", {}), "model": exp["model"], "data": exp.get("data", {}),
+                             "task": exp.get("task_args", {})})) | set(self.knobs)
+        known |= {f"train.{f}" for f in TrainConfig.__dataclass_fields__}
+        leaf = key.rsplit(".", 1)[-1]
+        return leaf if sum(k.rsplit(".", 1)[-1] == leaf for k in known) == 1 else key
+
+    def config(self, *, variant: str = "", sets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | None = None,
+               clear: tuple[str, ...] = ()) -> RunConfig:
         """This lesson's RunConfig with a variant and overrides applied and checked."""
-        return build_config(self.id, self.experiment, self.knobs, variant=variant, sets=sets, overrides=overrides)
+        return build_config(self.id, self.experiment, self.knobs, variant=variant, sets=sets, overrides=overrides,
+                            clear=clear)
 
 
 def builtin_lessons_dir() -> Path:

@@ -144,3 +144,43 @@ def test_ctrl_c_stops_gracefully_saves_a_checkpoint_and_exits_130(dlc_home) -> N
     run_dir = next(dlc_home.glob("runs/*"))
     assert (run_dir / "checkpoint.pt").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+
+
+def test_run_on_an_imagefolder_of_pngs(dlc, tmp_path) -> None:
+    from PIL import Image
+
+    colours = {"red": (220, 30, 30), "blue": (30, 30, 220)}
+    for name, rgb in colours.items():
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (20 + i, 24), rgb).save(tmp_path / "imgs" / name / f"{i}.png")
+    r = dlc("run", "linear", "--data", "imagefolder", "--data-dir", str(tmp_path / "imgs"), "--epochs", "3", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["data"] == "imagefolder" and summary["metrics"]["val_acc"] == 1.0
+
+
+def test_missing_real_dataset_names_the_files_and_the_download_command(dlc, tmp_path) -> None:
+    r = dlc("run", "linear", "--data", "mnist", "--data-dir", str(tmp_path / "mnist"))
+    assert r.code == 2
+    assert "train-images-idx3-ubyte" in r.err
+    assert f"dlc run linear-classifier --data mnist --data-dir {tmp_path / 'mnist'} --download" in r.err
+
+
+def test_live_progress_on_a_terminal_shows_a_bar_with_rate_and_eta(tmp_path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from dlcourse_tui.cli.report import HeadlessReport
+    from dlcourse_tui.engine.session import execute, prepare_run
+    from dlcourse_tui.lessons import find_lesson
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100, no_color=False)
+    report = HeadlessReport(console, tmp_path, live=True)
+    report.progress_refresh = None
+    cfg = find_lesson("single").config(sets=["n_train=256", "n_val=32", "batch_size=16"], overrides={"train.epochs": 2})
+    execute(prepare_run(cfg), [report])
+    text = buf.getvalue()
+    assert "ex/s" in text and "/32" in text and "epoch 2/2" in text

@@ -82,7 +82,8 @@ def experiment_panel(lesson: "Lesson") -> "Panel":
     for col in ("name", "default", "allowed", "what it does"):
         knobs.add_column(col)
     for key, knob in lesson.knobs.items():
-        knobs.add_row(knob.name, str(defaults.get(key)), knob.range_text(), knob.help)
+        default = defaults.get(key)
+        knobs.add_row(lesson.short_key(key), "auto" if default is None else str(default), knob.range_text(), knob.help)
     body = Table.grid()
     body.add_row(grid)
     body.add_row("")

@@ -64,18 +64,19 @@ def run_cmd(
     else:
         overrides = {"model.name": model, "train.epochs": epochs, "train.device": device, "train.seed": seed,
                      "data.name": data, "data.dir": str(data_dir) if data_dir else None, "data.download": download or None}
+        clear: tuple[str, ...] = ()
         if data is not None:
             _check_data_name(data)
             from dlcourse_tui.data import REAL
 
-            if data in REAL and not any(s.split("=")[0].strip() in ("n_train", "data.n_train") for s in sets):
-                overrides.update({"data.n_train": 0, "data.n_val": 0})  # the whole real dataset
+            if data in REAL:  # the lesson's sizes are for its embedded data: take all, unless set here
+                clear = ("data.n_train", "data.n_val")
         if model is not None and model not in les.models:
             from dlcourse_tui.models.registry import get_entry
 
             get_entry(model)  # unknown -> suggestion
             raise UserError(f"lesson {les.id} offers the models {', '.join(les.models)}, not {model!r}.")
-        config = les.config(variant=variant, sets=sets, overrides=overrides)
+        config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
     exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
     raise typer.Exit(exit_code)
 

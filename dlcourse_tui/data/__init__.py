@@ -21,14 +21,15 @@ _DEFAULT_SIZES = {"n_train": 5000, "n_val": 1000}
 
 def load_dataset(name: str, *, seed: int, args: dict[str, Any] | None = None, lesson: str = "LESSON") -> Dataset:
     """The dataset `name` built from `args` (n_train, n_val, noise, dir, download, ...)."""
-    args = {**_DEFAULT_SIZES, **(args or {})}
-    n_train, n_val = int(args.pop("n_train")), int(args.pop("n_val"))
+    args = dict(args or {})
     data_dir, download = args.pop("dir", None), bool(args.pop("download", False))
-    if name in REAL:  # real sets: 0 means the whole split
+    if name in REAL:  # real sets: without n_train / n_val, the whole split
         from dlcourse_tui.data.real import load_real
 
         return load_real(name, data_dir=Path(data_dir).expanduser() if data_dir else None, download=download,
-                         n_train=n_train or None, n_val=n_val or None, seed=seed, lesson=lesson)
+                         n_train=args.get("n_train"), n_val=args.get("n_val"), seed=seed, lesson=lesson)
+    args = {**_DEFAULT_SIZES, **args}
+    n_train, n_val = int(args.pop("n_train")), int(args.pop("n_val"))
     if n_train < 1 or n_val < 1:
         raise UserError(f"data.n_train={n_train}, data.n_val={n_val}: both splits need at least 1 example.")
     if name in TOY2D:

@@ -223,9 +223,11 @@ def build_config(
     variant: str = "",
     sets: list[str] | tuple[str, ...] = (),
     overrides: dict[str, Any] | None = None,
+    clear: tuple[str, ...] = (),
 ) -> RunConfig:
     """The RunConfig of an experiment after its variant, `--set key=value` strings and
-    typed CLI overrides (dotted keys such as "train.epochs"), checked against the knobs."""
+    typed CLI overrides (dotted keys such as "train.epochs"), checked against the knobs;
+    `clear` drops keys the user did not set (a real dataset's size: all of it)."""
     tree: dict[str, Any] = {
         "train": experiment.get("train", {}),
         "model": experiment.get("model", {}),
@@ -258,7 +260,7 @@ def build_config(
         if knob:
             knob.check(value)
         chosen[key] = value
-    values = {**defaults, **chosen}
+    values = {k: v for k, v in {**defaults, **chosen}.items() if k not in clear or k in chosen}
     for key, value in values.items():
         knob = knobs.get(key)
         if knob and key not in chosen:
