@@ -178,8 +178,7 @@ def test_live_progress_on_a_terminal_shows_a_bar_with_rate_and_eta(tmp_path) -> 
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100, no_color=False)
-    report = HeadlessReport(console, tmp_path, live=True)
-    report.progress_refresh = None
+    report = HeadlessReport(console, live=True)
     cfg = find_lesson("single").config(sets=["n_train=256", "n_val=32", "batch_size=16"], overrides={"train.epochs": 2})
     execute(prepare_run(cfg), [report])
     text = buf.getvalue()

@@ -4,8 +4,6 @@ throughput on a terminal; plain periodic lines, no control characters, otherwise
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -37,9 +35,8 @@ class HeadlessReport:
 
     PLAIN_EVERY = 10.0  # seconds between plain step lines
 
-    def __init__(self, console: Console, run_dir_root: Path, *, live: bool | None = None) -> None:
+    def __init__(self, console: Console, *, live: bool | None = None) -> None:
         self.console = console
-        self.root = run_dir_root
         self.live = console.is_terminal if live is None else live
         self.progress: Progress | None = None
         self.task_id = None
@@ -55,7 +52,7 @@ class HeadlessReport:
             c.print(f"run {event.run_id}: {verb}")
             c.print(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
                     f"{self.epochs} epochs × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
-            c.print(f"  folder {self.root / event.run_id}")
+            c.print(f"  folder {event.run_dir}", soft_wrap=True)
             if self.live:
                 self.progress = Progress(
                     TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),

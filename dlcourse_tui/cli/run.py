@@ -95,13 +95,12 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
     from dlcourse_tui.cli.console import err, out
     from dlcourse_tui.cli.report import HeadlessReport
     from dlcourse_tui.engine.events import RunFailed
-    from dlcourse_tui.engine.runs import runs_root
     from dlcourse_tui.engine.session import execute, prepare_run
 
     console = err if as_json else out
     with console.status("preparing data and model…") if console.is_terminal else nullcontext():
         prepared = prepare_run(config, resume=record, epochs=epochs)
-    report = HeadlessReport(console, runs_root())
+    report = HeadlessReport(console)
     stop = threading.Event()
 
     def on_sigint(signum, frame):  # first Ctrl+C: stop after this step; second: give up

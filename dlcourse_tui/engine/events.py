@@ -27,6 +27,7 @@ class RunStarted:
     total_steps: int
     start_step: int
     resumed: bool
+    run_dir: str = ""  # the run's folder, when a run store keeps one
 
 
 @dataclass(frozen=True)

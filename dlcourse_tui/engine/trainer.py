@@ -74,6 +74,7 @@ class Trainer:
             run_id=self.run_id, config=task.config.to_dict(), device=str(task.device), num_params=task.num_params(),
             steps_per_epoch=self.steps_per_epoch, total_steps=self.steps_per_epoch * cfg.epochs,
             start_step=self.step, resumed=self.resumed,
+            run_dir=str(self.checkpoint_path.parent) if self.checkpoint_path else "",
         ))
         self.t0 = time.perf_counter()
         self.window_t = self.t0

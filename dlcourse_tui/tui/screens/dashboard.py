@@ -202,12 +202,10 @@ class DashboardScreen(Screen):
         self.app.pop_screen()
 
     def action_folder(self) -> None:
-        from dlcourse_tui.engine.runs import runs_root
-
-        if not self.handle.run_id:
+        if self.handle.started is None:
             self.notify("the run folder is not created yet", timeout=2)
             return
-        path = runs_root() / self.handle.run_id
+        path = self.handle.started.run_dir
         self.log_line(f"folder: {path}")
         self.notify(str(path), title="run folder", timeout=6)
 
