@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import io
 import json
-from contextlib import nullcontext
+import os
 import signal
+import sys
 import threading
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -37,6 +38,10 @@ def run_cmd(
     download: bool = typer.Option(False, "--download", help="Fetch the real dataset into --data-dir if it is missing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout at the end (progress goes to stderr)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or a unique part of it)."),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
+    nnodes: str = typer.Option("1", "--nnodes", help="Machines taking part (torchrun's --nnodes).", rich_help_panel="Several processes or machines"),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1.", rich_help_panel="Several processes or machines"),
+    rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, reachable from every node (with --nnodes > 1).", rich_help_panel="Several processes or machines"),
 ) -> None:
     """Run a lesson's experiment headless: live progress, then a table of final metrics.
 
@@ -77,8 +82,65 @@ def run_cmd(
             get_entry(model)  # unknown -> suggestion
             raise UserError(f"lesson {les.id} offers the models {', '.join(les.models)}, not {model!r}.")
         config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
-    exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
+    if (nproc_per_node > 1 or nnodes not in ("", "1")) and "RANK" not in os.environ:
+        exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
+                                       rdzv_endpoint=rdzv_endpoint)
+    else:
+        exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
     raise typer.Exit(exit_code)
+
+
+LAUNCHER_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint")
+RUN_ID_FILE_ENV = "DLC_RUN_ID_FILE"  # where rank 0 writes the run id for the launching process
+
+
+def worker_args(argv: list[str]) -> list[str]:
+    """`dlc run ...` arguments without the launcher's own options (each worker is one process)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LAUNCHER_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(o + "=" for o in LAUNCHER_OPTIONS)):
+            out.append(arg)
+    return out
+
+
+def launch_distributed(config, *, nproc_per_node: int, nnodes: str, node_rank: int, rdzv_endpoint: str) -> int:
+    """Start this same command under torchrun and wait; report how the run ended."""
+    import subprocess
+    import tempfile
+
+    from dlcourse_tui.cli.console import err
+    from dlcourse_tui.engine.distributed import launcher_command
+    from dlcourse_tui.engine.runs import find_run
+    from dlcourse_tui.engine.session import check_distributable
+
+    world = nproc_per_node * (int(nnodes) if nnodes.isdigit() else 1)
+    check_distributable(config, world)
+    cmd = launcher_command(worker_args(sys.argv[1:]), nproc_per_node=nproc_per_node, nnodes=nnodes,
+                           node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    with tempfile.TemporaryDirectory(prefix="dlc-launch-") as tmp:
+        id_file = Path(tmp) / "run-id"
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the workers; they stop together
+        try:
+            rc = subprocess.run(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}).returncode
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        run_id = id_file.read_text().strip() if id_file.exists() else ""
+    if not run_id:
+        if rc:
+            err.print(f"[bold red]the distributed run failed before it started[/] (torchrun exit code {rc}).")
+        return 1 if rc else 0
+    summary = find_run(run_id).summary
+    status = summary.get("status")
+    if status == "failed":
+        err.print(f"[bold red]run failed:[/] {summary.get('message', 'see the traceback in the run folder')}", soft_wrap=True)
+        return 1
+    if status == "stopped":
+        return 130
+    return 0 if rc == 0 and status == "completed" else 1
 
 
 def _check_data_name(name: str) -> None:
@@ -97,10 +159,20 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
 
+    from dlcourse_tui.engine.distributed import context_from_env
+
+    dist = context_from_env()
     console = err if as_json else out
+    if dist is not None and not dist.is_main:  # rank 0 alone reports; the others speak only of failure
+        from rich.console import Console
+
+        console = Console(file=io.StringIO())
     with console.status("preparing data and model…") if console.is_terminal else nullcontext():
         prepared = prepare_run(config, resume=record, epochs=epochs)
     report = HeadlessReport(console)
+    listeners = [report]
+    if os.environ.get(RUN_ID_FILE_ENV) and (dist is None or dist.is_main):
+        listeners.append(_write_run_id(Path(os.environ[RUN_ID_FILE_ENV])))
     stop = threading.Event()
 
     def on_sigint(signum, frame):  # first Ctrl+C: stop after this step; second: give up
@@ -110,17 +182,25 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
         stop.set()
         err.print("\nstopping after this step and saving a checkpoint (Ctrl+C again to abort)…")
 
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if on_main_thread else None
+    if dist is not None and on_main_thread:  # torchrun passes Ctrl+C on as SIGTERM: stop gracefully too
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
-        store, final = execute(prepared, [report], stop_event=stop)
+        store, final = execute(prepared, listeners, stop_event=stop)
     finally:
         report.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if dist is not None and not dist.is_main:
+        if isinstance(final, RunFailed):
+            err.print(f"rank {dist.rank}: run failed: {final.message}", soft_wrap=True)
+            return 1
+        return 0 if final.status == "completed" else 130
     summary = {"run_id": store.id, "path": str(store.path), "lesson": config.lesson, "model": config.model,
                "data": config.data, **store.record.summary}
     if isinstance(final, RunFailed):
-        console.print(f"[bold red]run failed:[/] {final.message}")
+        console.print(f"[bold red]run failed:[/] {final.message}", soft_wrap=True)
         console.print(f"  folder {store.path}")
         if as_json:
             print(json.dumps(summary, indent=2))
@@ -133,6 +213,17 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
                       f"Resume with: dlc run {config.lesson} --resume {store.id}")
         return 130
     return 0
+
+
+def _write_run_id(path: Path):
+    """A callback that writes the run id to `path` once the run has one."""
+    from dlcourse_tui.engine.events import RunStarted
+
+    def listen(event) -> None:
+        if isinstance(event, RunStarted):
+            path.write_text(event.run_id)
+
+    return listen
 
 
 def print_final(console: "Console", store, final, config) -> None:

@@ -225,8 +225,28 @@ class RunStore:
             self.close()
             if event.traceback:
                 (self.path / "traceback.txt").write_text(event.traceback)
-            self._write_summary({**self.record.summary, "status": "failed", "step": event.step,
+            summary = self.record.summary
+            if summary.get("status") == "failed":  # another rank failed first: its cause stands
+                return
+            self._write_summary({**summary, "status": "failed", "step": event.step,
                                  "message": event.message, "finished": _now()})
+
+
+class RankFailureRecorder:
+    """What a distributed run's other ranks write: only their failure, named by rank."""
+
+    def __init__(self, run_dir: Path, rank: int) -> None:
+        self.record = RunRecord(run_dir.name, run_dir)
+        self.rank = rank
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, RunFailed):
+            return
+        if event.traceback:
+            (self.record.path / f"traceback-rank{self.rank}.txt").write_text(event.traceback)
+        summary = {**self.record.summary, "status": "failed", "step": event.step, "failed_rank": self.rank,
+                   "message": f"rank {self.rank}: {event.message}", "finished": _now()}
+        write_json_atomic(self.record.path / "summary.json", summary)
 
 
 def _now() -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +15,10 @@ from dlcourse_tui.engine.checkpoint import load_checkpoint
 from dlcourse_tui.engine.config import RunConfig
 from dlcourse_tui.engine.devices import DEFAULT_THREADS, cpu_threads, resolve_device
 from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
-from dlcourse_tui.engine.runs import RunRecord, RunStore
+from dlcourse_tui.engine.distributed import (
+    broadcast_text, close_process_group, context_from_env, distributed_device, init_process_group,
+)
+from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore
 from dlcourse_tui.engine.trainer import Trainer
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import get_entry
@@ -45,6 +49,11 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
             raise UserError(f"run {resume.id} already finished its {done} epochs; "
                             f"give more to continue, e.g. --epochs {done + 5}.")
     device = resolve_device(config.train.device)
+    dist = context_from_env()
+    if dist is not None:
+        check_distributable(config, dist.world_size)
+        device = distributed_device(dist, device)
+        init_process_group(dist, device)
     entry = get_entry(config.model)
     if entry.task != config.task:
         raise UserError(f"model {config.model} is for {entry.task}, but lesson {config.lesson} trains {config.task} models.")
@@ -54,7 +63,7 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
     if data.kind not in entry.inputs:
         raise UserError(f"model {config.model} takes {' or '.join(entry.inputs)} data, but {config.data} is {data.kind} data; "
                         "pick another --model or --data.")
-    task = get_task_class(config.task)(config, data.to(device), device)
+    task = get_task_class(config.task)(config, data.to(device), device, dist)
     task.build()
     torch.set_num_threads(cpu_threads(config.train.threads, task.num_params()) if device.type == "cpu" else DEFAULT_THREADS)
     return PreparedRun(config, task, state, resume)
@@ -70,15 +79,38 @@ def execute(
 ) -> tuple[RunStore, RunFinished | RunFailed]:
     """Create or reopen the run folder, then train with the store and `callbacks` listening."""
     cfg = prepared.config.to_dict()
-    if prepared.resume_record is not None:
-        store = RunStore.reopen(prepared.resume_record, prepared.resume_state["trainer"]["step"], cfg)
-    else:
-        store = RunStore.create(cfg, store_root)
-    trainer = Trainer(prepared.task, run_id=store.id, callbacks=[store, *callbacks],
-                      checkpoint_path=store.record.checkpoint, stop_event=stop_event, pause_event=pause_event,
+    dist = prepared.task.dist
+    store: RunStore | None = None
+    if dist is None or dist.is_main:
+        if prepared.resume_record is not None:
+            store = RunStore.reopen(prepared.resume_record, prepared.resume_state["trainer"]["step"], cfg)
+        else:
+            store = RunStore.create(cfg, store_root)
+        listeners: list[Callback] = [store, *callbacks]
+        checkpoint = store.record.checkpoint
+    if dist is not None:  # rank 0 alone writes the run; the others only record their failure
+        run_dir = Path(broadcast_text(str(store.path) if store else "", dist))
+        if store is None:
+            store = RunStore(RunRecord(run_dir.name, run_dir))
+            listeners, checkpoint = [RankFailureRecorder(run_dir, dist.rank)], None
+    trainer = Trainer(prepared.task, run_id=store.id, callbacks=listeners,
+                      checkpoint_path=checkpoint, stop_event=stop_event, pause_event=pause_event,
                       resume_state=prepared.resume_state)
     try:
         final = trainer.run()
     finally:
         store.close()
+    if dist is not None and isinstance(final, RunFinished):  # every rank got here together
+        close_process_group()
     return store, final
+
+
+def check_distributable(config: RunConfig, world_size: int) -> None:
+    """UserError unless the run can be split over `world_size` processes."""
+    task_cls = get_task_class(config.task)
+    if not task_cls.supports_distributed:
+        raise UserError(f"lesson {config.lesson} ({config.task}) does not run in several processes yet; "
+                        "drop --nproc-per-node (or use 1).")
+    if config.train.batch_size % world_size:
+        raise UserError(f"batch_size {config.train.batch_size} does not split evenly over {world_size} processes; "
+                        f"use a multiple of {world_size}, e.g. --set batch_size={config.train.batch_size // world_size * world_size or world_size}.")

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from dlcourse_tui.engine.checkpoint import save_checkpoint
+from dlcourse_tui.engine.distributed import average, fault_step
 from dlcourse_tui.engine.events import (
     Callback, EpochEnded, Evaluated, Event, RunFailed, RunFinished, RunStarted, StepEnded,
 )
@@ -58,6 +59,10 @@ class Trainer:
         self.last_train: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
         self.resumed = resume_state is not None
+        self.dist = task.dist
+        self.is_main = self.dist is None or self.dist.is_main
+        self.agreed_stop = False  # distributed runs stop only when all ranks agree, at a read-back
+        self.fault_at = fault_step(self.dist)
         if resume_state is not None:
             self._restore(resume_state)
 
@@ -79,7 +84,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         self.window_t = self.t0
         try:
-            if not self.resumed:
+            if not self.resumed and self.is_main:
                 for table in task.tables():
                     self.emit(table)
             while self.epoch < cfg.epochs:
@@ -87,6 +92,8 @@ class Trainer:
                 for batch in task.batches(self.epoch, start=self.batch):
                     if self._should_stop():
                         return self._finish("stopped")
+                    if self.fault_at is not None and self.step + 1 == self.fault_at:
+                        raise RuntimeError(f"fault injected on rank {self.dist.rank} at step {self.fault_at}")
                     self.pending.append(task.train_step(batch))
                     self.step += 1
                     self.batch += 1
@@ -100,6 +107,8 @@ class Trainer:
             return self._fail(failure_sentence(e, self.step, cfg.batch_size), traceback.format_exc())
 
     def _should_stop(self) -> bool:
+        if self.dist is not None:
+            return self.agreed_stop
         while self.pause_event.is_set() and not self.stop_event.is_set():
             time.sleep(0.05)
         return self.stop_event.is_set()
@@ -112,7 +121,10 @@ class Trainer:
         if not self.pending:
             return
         keys = list(self.pending[0])
-        rows = torch.stack([torch.stack([m[k].float() for m in self.pending]) for k in keys]).tolist()  # (K, n)
+        stacked = torch.stack([torch.stack([m[k].float() for m in self.pending]) for k in keys])  # (K, n)
+        if self.dist is not None:  # mean over ranks, and agree on stopping, in one all-reduce
+            stacked, self.agreed_stop = average(stacked, float(self.stop_event.is_set()), self.dist)
+        rows = stacked.tolist()
         n = len(self.pending)
         self.pending = []
         first = self.step - n + 1
@@ -144,7 +156,7 @@ class Trainer:
         if self.epoch % self.cfg.eval_every == 0 or final:
             self.last_eval = self.task.evaluate()
             self.emit(Evaluated(epoch=self.epoch, step=self.step, metrics=self.last_eval))
-            for picture in self.task.pictures(self.epoch, final):
+            for picture in self.task.pictures(self.epoch, final) if self.is_main else ():
                 self.emit(picture)
             self.task.train(True)
             if not final:

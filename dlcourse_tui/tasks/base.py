@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from dlcourse_tui.data.base import Dataset
 from dlcourse_tui.engine.config import RunConfig
+from dlcourse_tui.engine.distributed import DistContext
 from dlcourse_tui.engine.events import PictureReady, TableReady
 
 Batch = Any  # whatever a task's `batches` yields and its `train_step` takes
@@ -19,10 +20,13 @@ Batch = Any  # whatever a task's `batches` yields and its `train_step` takes
 class Task(ABC):
     """One kind of learning: builds its models and optimisers, steps, evaluates, draws."""
 
-    def __init__(self, config: RunConfig, data: Dataset, device: torch.device) -> None:
+    supports_distributed = False  # True once batches are sharded and modules wrapped in DDP
+
+    def __init__(self, config: RunConfig, data: Dataset, device: torch.device, dist: DistContext | None = None) -> None:
         self.config = config
         self.data = data
         self.device = device
+        self.dist = dist
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}

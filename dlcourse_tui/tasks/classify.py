@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dlcourse_tui.engine.events import PictureReady, TableReady
+from dlcourse_tui.engine.distributed import wrap
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.render.images import as_uint8, boundary_picture, chw_to_hwc, normalize_to_uint8, tile, to_rgb, upscale
@@ -46,12 +47,15 @@ def class1_probability(logits: Tensor) -> Tensor:
 class ClassifyTask(Task):
     """One model, one optimiser, cross-entropy."""
 
+    supports_distributed = True
+
     def build(self) -> None:
         cfg, data = self.config, self.data
         self.model = create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
                                   args=cfg.model_args,
                                   strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device)
-        self.modules = {"model": self.model}
+        self.modules = {"model": self.model}  # unwrapped: checkpoints load with any number of processes
+        self.net = wrap(self.model, self.dist, self.device)  # what train_step runs (DDP when distributed)
         self.optimizer = make_optimizer([self.model], cfg.train)
         self.optimizers = {"model": self.optimizer}
         self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
@@ -66,19 +70,30 @@ class ClassifyTask(Task):
             return (x.float().div_(255) - self.mean) / self.std  # (B, C, H, W)
         return x
 
+    def _epoch_size(self) -> int:
+        """Examples used per epoch: all, except that a distributed run drops the tail of the
+        last batch that does not split evenly across ranks."""
+        n, bs = len(self.data.train), self.config.train.batch_size
+        if self.dist is None:
+            return n
+        tail = n % bs
+        return n - tail + tail // self.dist.world_size * self.dist.world_size
+
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.data.train) / self.config.train.batch_size)
+        return math.ceil(self._epoch_size() / self.config.train.batch_size)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         train, bs = self.data.train, self.config.train.batch_size
-        order = shuffled_order(len(train), self.config.train.seed, epoch, self.device)
+        order = shuffled_order(len(train), self.config.train.seed, epoch, self.device)[:self._epoch_size()]
         for i in range(start, self.steps_per_epoch()):
-            idx = order[i * bs:(i + 1) * bs]  # (B,)
+            idx = order[i * bs:(i + 1) * bs]  # (B,) the global batch
+            if self.dist is not None:
+                idx = idx[self.dist.rank::self.dist.world_size]  # (B / world,) this rank's share
             yield train.x[idx], train.y[idx]
 
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x, y = batch
-        loss, correct = loss_and_correct(self.model(self.prepare(x)), y)
+        loss, correct = loss_and_correct(self.net(self.prepare(x)), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -1,0 +1,111 @@
+"""Runs past one process: torch.distributed under torchrun, DistributedDataParallel.
+
+`dlc run ... --nproc-per-node N` re-launches itself under torch's elastic launcher
+(`python -m torch.distributed.run`); each worker finds RANK, WORLD_SIZE and
+LOCAL_RANK in its environment (so a run started with `torchrun ... -m
+dlcourse_tui.cli run ...` works the same). Gloo on CPU, NCCL on CUDA. The global
+batch is the one the user sets, split evenly across ranks; metrics are averaged
+across ranks at each read-back; rank 0 alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from dlcourse_tui.errors import UserError
+
+FAULT_ENV = "DLC_FAULT_INJECT"  # "rank=R,step=S": that rank raises at that step (for tests of failure handling)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a distributed run."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def context_from_env() -> DistContext | None:
+    """The launcher's RANK / WORLD_SIZE / LOCAL_RANK, or None for a single process."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_process_group(ctx: DistContext, device: torch.device) -> None:
+    """Join the group (once): NCCL for CUDA, gloo otherwise."""
+    if dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend, timeout=timedelta(minutes=5))
+
+
+def distributed_device(ctx: DistContext, device: torch.device) -> torch.device:
+    """Each process of a CUDA run takes the GPU of its local rank."""
+    return torch.device("cuda", ctx.local_rank) if device.type == "cuda" else device
+
+
+def wrap(module: nn.Module, ctx: DistContext | None, device: torch.device) -> nn.Module:
+    """DDP around `module` in a distributed run (gradients averaged across ranks), else itself."""
+    if ctx is None or not any(p.requires_grad for p in module.parameters()):
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def average(values: Tensor, flag: float, ctx: DistContext) -> tuple[Tensor, bool]:
+    """All ranks' mean of `values` and whether any rank raised `flag`, in one all-reduce."""
+    packed = torch.cat([values.flatten(), torch.tensor([flag], device=values.device, dtype=values.dtype)])
+    dist.all_reduce(packed)
+    return (packed[:-1] / ctx.world_size).view_as(values), bool(packed[-1].item() > 0)
+
+
+def broadcast_text(text: str, ctx: DistContext) -> str:
+    """Rank 0's `text` on every rank."""
+    box = [text if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return str(box[0])
+
+
+def close_process_group() -> None:
+    """Leave the group after a run that ended together on every rank."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def fault_step(ctx: DistContext | None) -> int | None:
+    """The step at which this rank must raise, per DLC_FAULT_INJECT, or None."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec or ctx is None:
+        return None
+    parts = dict(p.split("=", 1) for p in spec.split(","))
+    return int(parts["step"]) if int(parts.get("rank", -1)) == ctx.rank else None
+
+
+def launcher_command(child_args: list[str], *, nproc_per_node: int, nnodes: str, node_rank: int,
+                     rdzv_endpoint: str) -> list[str]:
+    """The torchrun command that starts `dlc <child_args>` in every process."""
+    if nproc_per_node < 1:
+        raise UserError(f"--nproc-per-node {nproc_per_node}: give at least 1 process per node.")
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
+    if nnodes in ("", "1"):
+        cmd.append("--standalone")  # one machine: rendezvous on a free local port
+    else:
+        if not rdzv_endpoint:
+            raise UserError(f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT, the address of node 0 that every node can reach.")
+        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+    return cmd + ["-m", "dlcourse_tui.cli", *child_args]
