@@ -123,9 +123,18 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: str, node_rank: i
                            node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
     with tempfile.TemporaryDirectory(prefix="dlc-launch-") as tmp:
         id_file = Path(tmp) / "run-id"
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the workers; they stop together
+        # torchrun runs in its own session, so Ctrl+C reaches only this process, which passes it on
+        # once: torchrun hands it to every worker, and the workers stop together and checkpoint.
+        proc = subprocess.Popen(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}, start_new_session=True)
+
+        def forward(signum, frame) -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            err.print("\nstopping all processes after this read-back and saving a checkpoint…")
+            proc.send_signal(signal.SIGINT)
+
+        previous = signal.signal(signal.SIGINT, forward)
         try:
-            rc = subprocess.run(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}).returncode
+            rc = proc.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
         run_id = id_file.read_text().strip() if id_file.exists() else ""
