@@ -42,7 +42,7 @@ class CNN(nn.Module):
     class Config:
         input_shape: tuple[int, ...] = (3, 32, 32)
         num_classes: int = 10
-        channels: tuple[int, ...] = (16, 32, 64)  # filters in each conv block
+        channels: tuple[int, ...] = (16, 32, 64, 128)  # filters in each conv block
         kernel_size: int = 3  # F
         padding: int | None = None  # P; None: kernel_size // 2 ("same" width for odd F at stride 1)
         stride: int = 1  # S of each convolution (the pools always halve)
