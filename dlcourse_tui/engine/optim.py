@@ -11,13 +11,13 @@ from dlcourse_tui.engine.config import TrainConfig
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices and kernels only, not on biases and norm scales."""
-    decay, no_decay = [], []
-    for m in modules:
-        for p in m.parameters():
-            if p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """Weight decay on weight matrices and kernels only, not on biases and norm scales
+    (one group when there is no decay: each group costs an optimiser pass per step)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if weight_decay == 0:
+        return [{"params": params, "weight_decay": 0.0}]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
 def make_optimizer(modules: Iterable[nn.Module], cfg: TrainConfig) -> torch.optim.Optimizer:
