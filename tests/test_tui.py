@@ -212,7 +212,7 @@ async def test_failing_run_leaves_app_usable(monkeypatch: pytest.MonkeyPatch) ->
         assert any("boom" in str(n.message) for n in app._notifications)
         await pilot.press("escape", "R")
         assert isinstance(app.screen, RunsScreen)
-        assert "failed" in [row[6] for row in (app.screen.query_one(DataTable).get_row_at(0),)]
+        assert app.screen.query_one(DataTable).get_row_at(0)[2] == "failed"
         await pilot.press("escape", "m")
         assert isinstance(app.screen, PickerScreen)
 
@@ -254,3 +254,83 @@ def test_quit_while_preparing_exits_process_promptly() -> None:
     assert proc.returncode == 0, proc.stderr
     quit_at = float(proc.stdout.split("QUIT")[1].split()[0])
     assert end - quit_at < 4.0, f"the process took {end - quit_at:.1f} s to exit after ctrl+q"
+
+
+async def _palette(pilot, text: str, expect: str) -> None:
+    """Open the command palette, type `text`, wait for a hit containing `expect` at the top, choose it."""
+    from textual.command import CommandList, CommandPalette
+
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), what="the command palette")
+    await pilot.press(*text)
+    hits = pilot.app.screen.query_one(CommandList)
+
+    def top() -> str:
+        return str(hits.get_option_at_index(0).prompt) if hits.option_count else ""
+
+    await wait_for(pilot, lambda: expect in top(), timeout=5, what=f"a palette hit {expect!r} (top: {top()!r})")
+    await pilot.press("down", "enter")  # down highlights the first hit
+    await wait_for(pilot, lambda: not isinstance(pilot.app.screen, CommandPalette), what="the palette to close")
+
+
+async def test_palette_finds_lessons_models_and_runs() -> None:
+    a = _headless_run(n_train=64, n_val=32, epochs=1)
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _palette(pilot, "mlp and back", "lesson MLP")
+        assert isinstance(app.screen, BrowserScreen) and app.screen.lesson.id == "mlp-backprop"
+        await _palette(pilot, "model cnn convolutional", "model cnn")
+        picker = app.screen
+        assert isinstance(picker, PickerScreen)
+        assert picker.lesson.id == "convolutional-networks" and picker.model == "cnn"
+        await _palette(pilot, "run " + a[-20:], a)
+        runs = app.screen
+        assert isinstance(runs, RunsScreen) and runs.current().id == a
+        assert len(app.screen_stack) == 3  # browser, runs: the picker was closed on the way
+        assert runs.query_one("#runs-chart", Curves).points > 0
+
+
+async def test_runs_smoothing_keeps_raw_curve() -> None:
+    from dlcourse_tui.tui.widgets.curves import ema
+
+    assert ema([1.0, 1.0, 1.0], 0.6) == pytest.approx([1.0, 1.0, 1.0])  # debiased: a constant stays put
+    _headless_run(n_train=256, n_val=32, epochs=3, batch_size=8)
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("R")
+        screen = app.screen
+        chart = screen.query_one("#runs-chart", Curves)
+        await pilot.press("s")
+        assert chart.smoothing == 0.6 and "EMA 0.6" in chart.title
+        await pilot.pause()
+        chart.render()
+        # the raw series and the smoothed one: two plotted series for one run
+        assert len(chart.plt._active.monitor.y) == 2  # noqa: SLF001 - plotext keeps its data here
+        await pilot.press("s")
+        assert chart.smoothing == 0 and "EMA" not in chart.title
+
+
+async def test_resume_stopped_run_from_runs_screen() -> None:
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        handle = await start_tiny_run(pilot, epochs="5000")
+        await wait_for(pilot, lambda: len(handle.steps) >= 3, what="training steps")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: handle.phase == "stopped", what="the stop")
+        stopped_at = handle.final.step
+        await pilot.press("escape", "R")
+        runs = app.screen
+        assert isinstance(runs, RunsScreen) and runs.current().id == handle.run_id
+        assert runs.query_one(DataTable).get_row_at(0)[2] == "stopped"
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.handle is not handle,
+                       what="the resumed run's dashboard")
+        resumed = app.screen.handle
+        await wait_for(pilot, lambda: resumed.started is not None, what="RunStarted")
+        assert resumed.started.resumed and resumed.started.start_step == stopped_at
+        assert resumed.started.run_id == handle.run_id  # the same run folder continues
+        loss = app.screen.query_one("#loss-chart", Curves)
+        assert loss.series["train"][0] and loss.series["train"][0][0] <= stopped_at  # the old curve is there
+        await pilot.press("s")
+        await wait_for(pilot, lambda: resumed.phase == "stopped", what="the second stop")
+        assert resumed.final.step >= stopped_at

@@ -18,6 +18,14 @@ from dlcourse_tui.tui.bridge import RunHandle, _Done, supervise
 from dlcourse_tui.tui.messages import RunEvent
 
 _T0 = time.perf_counter()
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (see start_run)
+
+
+def _course_commands():
+    """The palette's lessons, models and runs (loaded when the palette first opens)."""
+    from dlcourse_tui.tui.commands import CourseCommands
+
+    return CourseCommands
 
 
 class DLCApp(App):
@@ -26,6 +34,7 @@ class DLCApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "dlc"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {_course_commands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("R", "runs", "Runs", key_display="R"),
@@ -62,14 +71,21 @@ class DLCApp(App):
     def current_run(self) -> RunHandle | None:
         return self.runs[-1] if self.runs else None
 
-    def start_run(self, config, lesson=None) -> RunHandle:
-        """Start `config` on a thread worker and open its dashboard; a run still going is stopped."""
+    def start_run(self, config, lesson=None, *, resume=None) -> RunHandle:
+        """Start `config` on a thread worker and open its dashboard; a run still going is stopped.
+
+        With `resume` (a RunRecord with a checkpoint), the run continues that record.
+        """
         from dlcourse_tui.tui.screens.dashboard import DashboardScreen
 
         for old in self.runs:
             if old.running:
                 old.stop()
-        handle = RunHandle(config=config, app=self)
+        # A training thread runs Python between its torch ops and holds the GIL meanwhile; the UI
+        # thread needs it dozens of times per key press. The default 5 ms switch interval made a
+        # key take 200 ms (p50) behind a tiny MLP; 1 ms gives the UI its turns sooner.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        handle = RunHandle(config=config, app=self, resume=resume)
         self.runs.append(handle)
         self.run_worker(lambda: supervise(handle), name=f"train {config.lesson}", group="train", thread=True,
                         exit_on_error=False)
@@ -103,8 +119,10 @@ class DLCApp(App):
             elif isinstance(event, RunFailed):
                 handle.phase = "failed"
                 self.notify(event.message, title="run failed", severity="error", timeout=15)
+        if not isinstance(event, (RunStarted, RunFinished, RunFailed, _Done)):
+            return  # epochs, evaluations and pictures: the dashboard applies them on its timer, batched
         for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen) and screen.handle is handle:
+            if isinstance(screen, DashboardScreen) and screen.handle is handle and screen.ready and screen.is_attached:
                 screen.catch_up()
                 screen.update_status()
 
@@ -123,6 +141,33 @@ class DLCApp(App):
         self.exit()
 
     # -- screens --------------------------------------------------------------------------
+    def browser(self):
+        """Pop back to the lesson browser (the bottom screen) and return it."""
+        from dlcourse_tui.tui.screens.browser import BrowserScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, BrowserScreen):
+            self.pop_screen()
+        return self.screen
+
+    def open_lesson(self, lesson_id: str) -> None:
+        """Show lesson `lesson_id` in the browser (the command palette's lesson hits)."""
+        self.browser().select_lesson(lesson_id)
+
+    def open_model(self, lesson_id: str, model: str) -> None:
+        """The picker of lesson `lesson_id` with `model` chosen (the palette's model hits)."""
+        from dlcourse_tui.tui.screens.picker import PickerScreen
+
+        browser = self.browser()
+        browser.select_lesson(lesson_id)
+        self.push_screen(PickerScreen(browser.lesson, model=model))
+
+    def open_run(self, run_id: str) -> None:
+        """The runs screen with run `run_id` under the cursor and its curves on the chart."""
+        from dlcourse_tui.tui.screens.runs import RunsScreen
+
+        self.browser()
+        self.push_screen(RunsScreen(focus=run_id))
+
     def action_help(self) -> None:
         from dlcourse_tui.tui.screens.help import HelpScreen, screen_keys
 

@@ -62,6 +62,7 @@ class RunHandle:
 
     config: "RunConfig"
     app: "App | None" = None
+    resume: Any = None  # the RunRecord this run continues (its checkpoint), or None
     stop_event: threading.Event = field(default_factory=threading.Event)
     pause_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
@@ -129,7 +130,7 @@ def train(handle: RunHandle) -> None:
         try:
             from dlcourse_tui.engine.session import execute, prepare_run
 
-            prepared = prepare_run(handle.config)
+            prepared = prepare_run(handle.config, resume=handle.resume)
             if handle.stop_event.is_set():
                 handle.callback(RunFailed(message="The run was cancelled before it started.", step=0))
                 return

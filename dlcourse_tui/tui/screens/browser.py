@@ -53,10 +53,14 @@ class BrowserScreen(Screen):
         Binding("tab", "focus_next", "Focus", show=False),
     ]
 
+    TEXT_DELAY = 0.25  # seconds the cursor rests on a lesson before its text is laid out
+
     def __init__(self) -> None:
         super().__init__()
         self.lessons = load_lessons()
         self.lesson: Lesson | None = self.lessons[0] if self.lessons else None
+        self.texts: dict[str, Markdown] = {}  # lesson id -> its laid-out text (shown again at no cost)
+        self._text_timer = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -72,8 +76,7 @@ class BrowserScreen(Screen):
                 chapters[lesson.chapter].add_leaf(lesson.title, data=lesson)
             yield tree
             with Vertical(id="lesson-pane"):
-                with VerticalScroll(id="lesson-scroll"):
-                    yield Markdown(id="lesson-text")
+                yield VerticalScroll(id="lesson-scroll")
                 yield Static(id="experiment", markup=True)
         yield Footer()
 
@@ -84,16 +87,47 @@ class BrowserScreen(Screen):
         tree.focus()
         # put the cursor on the first lesson (line 0 is the chapter)
         tree.cursor_line = 1 if self.lessons else 0
-        self.show(self.lesson)
+        self.show(self.lesson, at_once=True)
 
-    def show(self, lesson: Lesson | None) -> None:
+    def select_lesson(self, lesson_id: str) -> None:
+        """Move the tree cursor to lesson `lesson_id` (which shows it)."""
+        tree = self.query_one(Tree)
+        for line in range(tree.last_line + 1):
+            node = tree.get_node_at_line(line)
+            if node is not None and isinstance(node.data, Lesson) and node.data.id == lesson_id:
+                tree.cursor_line = line
+                self.show(node.data, at_once=True)
+                tree.focus()
+                return
+
+    def show(self, lesson: Lesson | None, *, at_once: bool = False) -> None:
+        """The lesson's summary now; its text once the cursor rests (laying out Markdown
+        takes 0.1-0.8 s on a busy 2-core machine, too long to do on every arrow key)."""
         if lesson is None:
             return
         self.lesson = lesson
-        self.query_one("#lesson-text", Markdown).update(lesson.body)
-        self.query_one("#lesson-scroll").scroll_home(animate=False)
         self.query_one("#experiment", Static).update(
             f"[b]{lesson.title}[/] — [b]r[/] run · [b]m[/] models & knobs\n" + experiment_summary(lesson))
+        if self._text_timer is not None:
+            self._text_timer.stop()
+            self._text_timer = None
+        if at_once or lesson.id in self.texts:
+            self.show_text(lesson)
+        else:
+            self._text_timer = self.set_timer(self.TEXT_DELAY, lambda: self.show_text(lesson))
+
+    def show_text(self, lesson: Lesson) -> None:
+        """Show the lesson's text, laid out once per lesson and kept."""
+        if lesson is not self.lesson:
+            return
+        scroll = self.query_one("#lesson-scroll", VerticalScroll)
+        text = self.texts.get(lesson.id)
+        if text is None:
+            text = self.texts[lesson.id] = Markdown(lesson.body, classes="lesson-text")
+            scroll.mount(text)
+        for other in self.texts.values():
+            other.display = other is text
+        scroll.scroll_home(animate=False)
 
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted) -> None:
@@ -103,7 +137,7 @@ class BrowserScreen(Screen):
     @on(Tree.NodeSelected)
     def _selected(self, event: Tree.NodeSelected) -> None:
         if isinstance(event.node.data, Lesson):
-            self.show(event.node.data)
+            self.show(event.node.data, at_once=True)
             self.query_one("#lesson-scroll").focus()
 
     def action_run(self) -> None:

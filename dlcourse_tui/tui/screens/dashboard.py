@@ -52,6 +52,7 @@ class DashboardScreen(Screen):
         self.cursor = 0  # how many step points this screen has read
         self.replayed = 0  # how many of handle.events were applied
         self.last_point = None
+        self.ready = False  # mounted: its widgets exist (events before that are applied by on_mount)
         self.mono = bool(os.environ.get("NO_COLOR"))
 
     def compose(self) -> ComposeResult:
@@ -76,19 +77,29 @@ class DashboardScreen(Screen):
         for chart in self.query(Curves):  # fixed order: train first, then val
             chart.set_series("train", [], [])
             chart.set_series("val", [], [])
-        self.catch_up()
-        self.tick()
+        self.ready = True
+        self.tick()  # applies every event so far
         self.set_interval(TICK, self.tick)
 
     # -- reading the run --------------------------------------------------------------
     def catch_up(self) -> None:
-        """Apply events this screen has not seen (all of them when it opens late)."""
-        while self.replayed < len(self.handle.events):
-            self.apply(self.handle.events[self.replayed])
-            self.replayed += 1
+        """Apply events this screen has not seen (all of them when it opens late), in one batch:
+        of several pictures of the same name only the latest is drawn (a tiny model ends dozens
+        of epochs a second, and drawing each would take the UI thread from the keys)."""
+        new = self.handle.events[self.replayed:]
+        self.replayed += len(new)
+        if not new:
+            return
+        latest = {e.name: i for i, e in enumerate(new) if isinstance(e, PictureReady)}
+        for i, event in enumerate(new):
+            if isinstance(event, PictureReady) and latest[event.name] != i:
+                continue
+            self.apply(event, status=False)
+        self.update_status()
 
     def tick(self) -> None:
         """Read new step points from the buffer; redraw what changed and is visible."""
+        self.catch_up()
         points, self.cursor = self.handle.steps.since(self.cursor)
         if points:
             loss = self.query_one("#loss-chart", Curves)
@@ -138,12 +149,14 @@ class DashboardScreen(Screen):
             text.append("\n" + fmt_metrics(h.final.metrics), style="dim")
         self.query_one("#run-status", Static).update(text)
 
-    def apply(self, event) -> None:
+    def apply(self, event, *, status: bool = True) -> None:
         """One non-step event of the run (UI thread)."""
         if isinstance(event, RunStarted):
             verb = f"resumed at step {event.start_step}" if event.resumed else "started"
             self.log_line(f"run {event.run_id} {verb}: {event.num_params:,} parameters, "
                           f"{event.steps_per_epoch} steps/epoch, device {event.device}")
+            if event.resumed and self.handle.resume is not None:
+                self.load_history(event.start_step)
         elif isinstance(event, EpochEnded):
             self.log_line(f"epoch {event.epoch}: {fmt_metrics(event.metrics)}")
         elif isinstance(event, Evaluated):
@@ -168,15 +181,29 @@ class DashboardScreen(Screen):
                               f"{self.handle.config.lesson} --resume {self.handle.run_id}")
         elif isinstance(event, RunFailed):
             self.log_line(f"FAILED: {event.message}")
-        self.update_status()
+        if status:
+            self.update_status()
+
+    def load_history(self, upto: int) -> None:
+        """Put the curves of the run being resumed (up to its checkpoint step) before the new points."""
+        from dlcourse_tui.engine.runs import metric_series
+
+        lines = [m for m in self.handle.resume.metrics() if m.get("step", 0) <= upto]
+        for chart_id, kind, name, series in (("#loss-chart", "step", "loss", "train"), ("#loss-chart", "eval", "val_loss", "val"),
+                                             ("#acc-chart", "step", "acc", "train"), ("#acc-chart", "eval", "val_acc", "val")):
+            chart = self.query_one(chart_id, Curves)
+            xs, ys = metric_series(lines, kind, name)
+            new = [(x, y) for x, y in zip(*chart.series.get(series, ([], []))) if x > upto]
+            chart.set_series(series, xs + [x for x, _ in new], ys + [y for _, y in new])
 
     def log_line(self, line: str) -> None:
         self.query_one("#log", RichLog).write(Text(line))
 
+    def on_unmount(self) -> None:
+        self.ready = False
+
     def on_screen_resume(self) -> None:
-        self.catch_up()
-        for chart in self.query(Curves):
-            chart.dirty = True
+        self.catch_up()  # charts that missed data while hidden are still dirty: the next tick draws them
 
     # -- keys -------------------------------------------------------------------------
     def action_pause(self) -> None:

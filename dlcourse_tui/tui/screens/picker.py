@@ -86,11 +86,11 @@ class PickerScreen(Screen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, lesson: Lesson) -> None:
+    def __init__(self, lesson: Lesson, model: str | None = None) -> None:
         super().__init__()
         self.lesson = lesson
         self.variant = ""
-        self.model = lesson.default_model
+        self.model = model if model in lesson.models else lesson.default_model
 
     def compose(self) -> ComposeResult:
         lesson = self.lesson

@@ -16,6 +16,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series
 from dlcourse_tui.tui.widgets.curves import Curves
 
+SMOOTHING = 0.6  # EMA weight of the smoothing toggle (TensorBoard's default, debiased the same way)
+RESUMABLE = ("stopped", "interrupted")
+
 # (label, line type, metric name) cycled by `v`
 METRICS = [
     ("train loss", "step", "loss"),
@@ -65,21 +68,26 @@ def run_row(r: RunRecord) -> tuple[str, ...]:
 
 
 class RunsScreen(Screen):
-    """Every run in the store; space selects, enter opens one, v changes the metric."""
+    """Every run in the store; space selects, enter opens one, v changes the metric,
+    s smooths the curves, u resumes a stopped run."""
 
     BINDINGS = [
         Binding("space", "select", "Select"),
         Binding("enter", "open", "Open"),
         Binding("v", "metric", "Metric"),
-        Binding("g", "reload", "Reload"),
+        Binding("s", "smooth", "Smooth"),
+        Binding("u", "resume", "Resume"),
+        Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, focus: str | None = None) -> None:
         super().__init__()
         self.records: list[RunRecord] = []
         self.selected: set[str] = set()
         self.metric = 0
+        self.smoothing = 0.0
+        self.focus_id = focus  # the run to put the cursor on when the table is first filled
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,19 +100,29 @@ class RunsScreen(Screen):
         self.title = "dlc"
         self.sub_title = "runs"
         table = self.query_one(DataTable)
-        table.add_columns(" ", "run", "lesson", "model", "knobs", "val acc", "status", "date")
+        # what tells runs apart first: at 80 columns the knobs and date may scroll off to the right
+        table.add_columns(" ", "run", "status", "val acc", "lesson", "model", "knobs", "date")
         self.load()
+        if self.focus_id is not None:
+            ids = [r.id for r in self.records]
+            if self.focus_id in ids:
+                table.move_cursor(row=ids.index(self.focus_id), animate=False)
+                self.show_chart()
         table.focus()
         self.set_interval(2.0, self._refresh_chart)
 
     def load(self) -> None:
         table = self.query_one(DataTable)
+        here = self.current()
         table.clear()
         self.records = sorted(list_runs(), key=lambda r: r.id, reverse=True)  # newest first
         for r in self.records:
             short = short_id(r)
             lesson, model, knobs, acc, _loss, status, date = run_row(r)
-            table.add_row("●" if r.id in self.selected else " ", short, lesson, model, knobs, acc, status, date, key=r.id)
+            table.add_row("●" if r.id in self.selected else " ", short, status, acc, lesson, model, knobs, date, key=r.id)
+        ids = [r.id for r in self.records]
+        if here is not None and here.id in ids:
+            table.move_cursor(row=ids.index(here.id), animate=False)
         self.show_chart()
 
     def current(self) -> RunRecord | None:
@@ -144,10 +162,12 @@ class RunsScreen(Screen):
         for r in chosen:
             xs, ys = metric_series(r.metrics(), kind, name)
             chart.set_series(f"{short_id(r)} {run_row(r)[1]}", xs, ys)
-        chart.title = label
+        chart.set_smoothing(self.smoothing)
+        smooth = f" · EMA {self.smoothing:g}, raw faint" if self.smoothing else ""
+        chart.title = label + smooth
         n = len(self.selected)
         self.query_one("#runs-hint", Static).update(
-            f"{len(self.records)} runs · {n} selected · chart: {label} (v: next metric)" if self.records
+            f"{len(self.records)} runs · {n} selected · {label}{smooth} · v metric · s smooth" if self.records
             else "no runs yet: open a lesson and press r")
         chart.refresh_if_needed()
 
@@ -157,6 +177,38 @@ class RunsScreen(Screen):
     def action_metric(self) -> None:
         self.metric = (self.metric + 1) % len(METRICS)
         self.show_chart()
+
+    def action_smooth(self) -> None:
+        self.smoothing = 0.0 if self.smoothing else SMOOTHING
+        self.show_chart()
+
+    def action_resume(self) -> None:
+        """Continue the run under the cursor from its checkpoint, on a new dashboard."""
+        r = self.current()
+        if r is None:
+            return
+        status = r.status
+        if status not in RESUMABLE:
+            why = {"completed": "it finished all its epochs; to train longer: "
+                                f"dlc run {run_row(r)[0]} --resume {r.id} --epochs N",
+                   "running": "it is still running", "failed": "it failed; start a new run instead"}
+            self.notify(f"run {short_id(r)} cannot be resumed: {why.get(status, status)}", severity="warning", timeout=5)
+            return
+        if not r.checkpoint.is_file():
+            self.notify(f"run {short_id(r)} has no checkpoint to resume from", severity="warning", timeout=5)
+            return
+        from dlcourse_tui.engine.config import RunConfig
+
+        try:
+            config = RunConfig.from_dict(r.config)
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            self.notify(f"run {short_id(r)}: its config.json cannot be read ({e})", severity="error", timeout=6)
+            return
+        self.app.start_run(config, resume=r)
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted and self.records:
+            self.load()  # a run may have ended or been resumed meanwhile
 
     def action_reload(self) -> None:
         self.load()
