@@ -22,6 +22,9 @@ from dlcourse_tui.engine.events import (
 from dlcourse_tui.tasks.base import Task
 
 
+PICTURE_INTERVAL_S = 1.0  # pictures at most this often (and after the last epoch): tiny models finish epochs in ms
+
+
 class Diverged(Exception):
     """The loss stopped being a finite number; the message is for the learner."""
 
@@ -63,6 +66,7 @@ class Trainer:
         self.is_main = self.dist is None or self.dist.is_main
         self.agreed_stop = False  # distributed runs stop only when all ranks agree, at a read-back
         self.fault_at = fault_step(self.dist)
+        self.pictures_at = -math.inf  # when pictures were last made
         if resume_state is not None:
             self._restore(resume_state)
 
@@ -156,8 +160,10 @@ class Trainer:
         if self.epoch % self.cfg.eval_every == 0 or final:
             self.last_eval = self.task.evaluate()
             self.emit(Evaluated(epoch=self.epoch, step=self.step, metrics=self.last_eval))
-            for picture in self.task.pictures(self.epoch, final) if self.is_main else ():
-                self.emit(picture)
+            if self.is_main and (final or time.perf_counter() - self.pictures_at >= PICTURE_INTERVAL_S):
+                self.pictures_at = time.perf_counter()
+                for picture in self.task.pictures(self.epoch, final):
+                    self.emit(picture)
             self.task.train(True)
             if not final:
                 self._checkpoint()
