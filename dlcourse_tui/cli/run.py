@@ -38,6 +38,7 @@ def run_cmd(
     download: bool = typer.Option(False, "--download", help="Fetch the real dataset into --data-dir if it is missing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout at the end (progress goes to stderr)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or a unique part of it)."),
+    grid: bool = typer.Option(False, "--grid", help="Run every variant of the lesson in turn (same seed and data), then one chart and table comparing them."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
     nnodes: str = typer.Option("1", "--nnodes", help="Machines taking part (torchrun's --nnodes).", rich_help_panel="Several processes or machines"),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1.", rich_help_panel="Several processes or machines"),
@@ -46,11 +47,15 @@ def run_cmd(
     """Run a lesson's experiment headless: live progress, then a table of final metrics.
 
     Examples:  dlc run linear   ·   dlc run single-neuron --variant overfit   ·
-    dlc run mlp --set hidden=8 --epochs 20   ·   dlc run linear --resume 20261126-1530
+    dlc run mlp --set hidden=8 --epochs 20   ·   dlc run linear --resume 20261126-1530   ·
+    dlc run training-techniques --grid
     """
     from dlcourse_tui.lessons import find_lesson
 
     les = find_lesson(lesson)
+    if grid and (resume or variant or nproc_per_node > 1 or nnodes not in ("", "1")):
+        raise UserError("--grid runs every variant of the lesson, one after another in this process; "
+                        "drop --resume, --variant and --nproc-per-node (or resume one arm on its own).")
     record = None
     if resume:
         from dlcourse_tui.engine.config import RunConfig
@@ -81,6 +86,10 @@ def run_cmd(
 
             get_entry(model)  # unknown -> suggestion
             raise UserError(f"lesson {les.id} offers the models {', '.join(les.models)}, not {model!r}.")
+        if grid:
+            from dlcourse_tui.cli.grid import run_grid
+
+            raise typer.Exit(run_grid(les, sets=sets, overrides=overrides, clear=clear, as_json=as_json))
         config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
     if (nproc_per_node > 1 or nnodes not in ("", "1")) and "RANK" not in os.environ:
         exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,

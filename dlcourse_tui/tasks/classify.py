@@ -19,6 +19,7 @@ from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.render.images import as_uint8, boundary_picture, chw_to_hwc, normalize_to_uint8, tile, to_rgb, upscale
 from dlcourse_tui.tasks.base import Task
+from dlcourse_tui.tasks.techniques import make_augmenter, technique_pictures
 
 EVAL_BATCH = 2048
 MAX_MAPS = 32  # feature maps shown per block
@@ -63,6 +64,7 @@ class ClassifyTask(Task):
         if data.kind == "image":
             self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
             self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
+        self.augmenter = make_augmenter(cfg, data.kind, self.device, self.dist)  # None unless task.augment is set
 
     def prepare(self, x: Tensor) -> Tensor:
         """uint8 images -> standardised floats; points pass through."""
@@ -93,6 +95,8 @@ class ClassifyTask(Task):
 
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x, y = batch
+        if self.augmenter is not None:
+            x = self.augmenter(x)  # batched, on the device; here (not in batches) so a stop never skips draws
         loss, correct = loss_and_correct(self.net(self.prepare(x)), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -115,6 +119,17 @@ class ClassifyTask(Task):
         n = len(val)
         return {"val_loss": loss_sum.item() / n, "val_acc": correct.item() / n}
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.augmenter is not None:
+            state["augment"] = self.augmenter.state_dict()  # the generator: a resumed run draws the same
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.augmenter is not None and "augment" in state:
+            self.augmenter.load_state_dict(state["augment"])
+
     # -- pictures and tables -------------------------------------------------------------
     def pictures(self, epoch: int, final: bool) -> list[PictureReady]:
         out = []
@@ -127,6 +142,7 @@ class ClassifyTask(Task):
         if hasattr(self.model, "feature_maps") and self.data.kind == "image":
             out.append(PictureReady("feature_maps", "one validation image, then its feature maps after each conv block "
                                     f"(first {MAX_MAPS} per block)", epoch, self._feature_maps()))
+        out += technique_pictures(self, epoch)
         return out
 
     @torch.inference_mode()
