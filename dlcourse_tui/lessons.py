@@ -19,7 +19,7 @@ from typing import Any
 from dlcourse_tui.engine.config import Knob, TrainConfig, build_config, flatten, type_of, RunConfig
 from dlcourse_tui.errors import UserError, suggest
 
-TASK_NAMES = ("classify",)  # grows as tasks are added (see dlcourse_tui.tasks)
+TASK_NAMES = ("classify", "autoencode", "vae", "gan", "diffusion")  # grows as tasks are added (see dlcourse_tui.tasks)
 _EXPERIMENT_KEYS = {"task", "models", "target", "train", "model", "data", "task_args", "knobs", "variants", "description"}
 _KNOB_KEYS = {"type", "help", "min", "max", "choices", "log"}
 

@@ -17,7 +17,9 @@ from torch import nn
 
 from dlcourse_tui.errors import UserError, suggest
 
-_FAMILIES = ("dlcourse_tui.models.linear", "dlcourse_tui.models.mlp", "dlcourse_tui.models.cnn")
+_FAMILIES = ("dlcourse_tui.models.linear", "dlcourse_tui.models.mlp", "dlcourse_tui.models.cnn",
+             "dlcourse_tui.models.autoencoder", "dlcourse_tui.models.vae", "dlcourse_tui.models.gan",
+             "dlcourse_tui.models.unet", "dlcourse_tui.models.resnet")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dlcourse_tui.tasks.base import Task
 
-_TASKS = {"classify": "dlcourse_tui.tasks.classify:ClassifyTask"}
+_TASKS = {
+    "classify": "dlcourse_tui.tasks.classify:ClassifyTask",
+    "autoencode": "dlcourse_tui.tasks.generate:AutoencodeTask",
+    "vae": "dlcourse_tui.tasks.generate:VAETask",
+    "gan": "dlcourse_tui.tasks.gan:GANTask",
+    "diffusion": "dlcourse_tui.tasks.diffusion:DiffusionTask",
+}
 
 
 def get_task_class(name: str) -> type["Task"]:

@@ -1,0 +1,95 @@
+"""A small DCGAN (Goodfellow et al. 2014, "Generative Adversarial Nets"; Radford et al.
+2016, "Unsupervised Representation Learning with Deep Convolutional GANs").
+
+A generator G maps noise z ~ N(0, I) to an image; a discriminator D maps an image to
+one logit, "real" vs "generated". They play the min-max game
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 − D(G(z)))]
+
+(tasks/gan.py updates D, then G, with the non-saturating loss −log D(G(z)) for G).
+Images are in [−1, 1]: G ends in tanh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dlcourse_tui.models.registry import register_model
+
+
+class Generator(nn.Module):
+    """z → Linear → (2c, H/4, W/4) → up-conv → (c, H/2, W/2) → up-conv → (C, H, W), tanh."""
+
+    def __init__(self, latent: int, channels: int, out_channels: int, size: int) -> None:
+        super().__init__()
+        self.c, self.s = channels, size // 4
+        self.fc = nn.Sequential(nn.Linear(latent, 2 * channels * self.s * self.s), nn.BatchNorm1d(2 * channels * self.s * self.s),
+                                nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.ConvTranspose2d(channels, out_channels, 4, stride=2, padding=1), nn.Tanh(),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.fc(z).view(-1, 2 * self.c, self.s, self.s)  # (B, 2c, H/4, W/4)
+        return self.net(h)  # (B, C, H, W) in [−1, 1]
+
+
+def minibatch_std(h: Tensor) -> Tensor:
+    """Append one channel holding how much the batch varies (Karras et al. 2018, ProGAN):
+    the std over the batch, averaged over features and positions. A batch of near-copies
+    (mode collapse) then looks different from a batch of real images, and D can tell."""
+    s = h.std(dim=0, unbiased=False).mean()  # () average spread across the batch
+    return torch.cat([h, s.expand(h.shape[0], 1, *h.shape[2:])], dim=1)  # (B, C + 1, H, W)
+
+
+class Discriminator(nn.Module):
+    """(C, H, W) → conv s2 → (c, H/2, W/2) → [batch spread] → conv s2 → (2c, H/4, W/4) → Linear → 1 logit."""
+
+    def __init__(self, channels: int, in_channels: int, size: int, batch_std: bool = False) -> None:
+        super().__init__()
+        s = size // 4
+        self.batch_std = batch_std
+        self.body1 = nn.Sequential(nn.Conv2d(in_channels, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2))
+        self.body2 = nn.Sequential(
+            nn.Conv2d(channels + int(batch_std), 2 * channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(2 * channels * s * s, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.body1(x)  # (B, c, H/2, W/2)
+        return self.body2(minibatch_std(h) if self.batch_std else h)  # (B, 1) logit of "real"
+
+
+@register_model("dcgan", task="gan", inputs=("image",), example_shape=(1, 28, 28),
+                description="DCGAN: up-convolution generator and convolutional discriminator")
+class DCGAN(nn.Module):
+    """Holds G (`generator`) and D (`discriminator`); forward(z) = D(G(z))."""
+
+    @dataclass
+    class Config:
+        input_shape: tuple[int, ...] = (1, 28, 28)
+        latent: int = 64  # size of z
+        g_channels: int = 64
+        d_channels: int = 64
+        batch_std: bool = False  # give D the batch's spread as a feature (against mode collapse)
+
+        def __post_init__(self) -> None:
+            self.input_shape = tuple(self.input_shape)
+            if len(self.input_shape) != 3 or self.input_shape[1] % 4 or self.input_shape[2] % 4:
+                raise ValueError(f"a DCGAN here takes images (C, H, W) with H, W multiples of 4, not {self.input_shape}")
+            if min(self.latent, self.g_channels, self.d_channels) < 1:
+                raise ValueError("latent, g_channels and d_channels need at least 1 each")
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, size = cfg.input_shape[0], cfg.input_shape[1]
+        self.generator = Generator(cfg.latent, cfg.g_channels, c, size)
+        self.discriminator = Discriminator(cfg.d_channels, c, size, cfg.batch_std)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.discriminator(self.generator(z))  # (B, latent) -> (B, 1)

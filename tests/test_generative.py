@@ -1,0 +1,244 @@
+"""Chapter 3: the generative tasks and the maths they rest on."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from dlcourse_tui.data.digits import digits_dataset
+from dlcourse_tui.engine.checkpoint import load_checkpoint
+from dlcourse_tui.engine.events import Evaluated, PictureReady, StepEnded
+from dlcourse_tui.engine.runs import find_run
+from dlcourse_tui.engine.session import execute, prepare_run
+from dlcourse_tui.lessons import find_lesson
+from dlcourse_tui.tasks.diffusion import DDPMSchedule
+from dlcourse_tui.tasks.generate import Judge, dlc_cache_dir, frechet_distance, gaussian_kl
+
+
+def tiny(lesson: str, epochs: int = 1, variant: str = "", **sets: object):
+    s = [f"{k}={v}" for k, v in {"n_train": 64, "n_val": 32, "batch_size": 16, "log_every": 1, **sets}.items()]
+    return find_lesson(lesson).config(variant=variant, sets=s, overrides={"train.epochs": epochs})
+
+
+def run(config, *, stop_after_step: int | None = None, resume=None):
+    events: list = []
+    stop = threading.Event()
+
+    def listen(e):
+        events.append(e)
+        if stop_after_step is not None and isinstance(e, StepEnded) and e.step >= stop_after_step:
+            stop.set()
+
+    store, final = execute(prepare_run(config, resume=resume), [listen], stop_event=stop)
+    return store, final, events
+
+
+def of(events, kind):
+    return [e for e in events if isinstance(e, kind)]
+
+
+# ---------------------------------------------------------------------------- autoencoder and VAE
+
+
+def test_autoencoder_reports_reconstruction_error_and_draws_inputs_above_outputs() -> None:
+    _, final, events = run(tiny("autoencoder", latent=4))
+    assert final.status == "completed"
+    assert 0 < final.metrics["val_recon_mse"] < 1
+    pic = of(events, PictureReady)[0]
+    assert pic.name == "reconstructions" and pic.pixels.dtype.name == "uint8" and pic.pixels.shape[2] == 3
+    assert pic.pixels.shape[0] == 2 * 28 * 2 + 2 * 2  # two rows of 28-pixel digits, enlarged 2×, one gap
+
+
+def test_vae_charts_reconstruction_and_kl_separately_and_reports_the_elbo() -> None:
+    _, final, events = run(tiny("vae"))
+    step = of(events, StepEnded)[0].metrics
+    assert {"loss", "recon", "kl"} <= set(step)
+    assert step["loss"] == pytest.approx(step["recon"] + step["kl"], rel=1e-5)
+    m = final.metrics
+    assert m["val_elbo"] == pytest.approx(-(m["val_recon"] + m["val_kl"]), rel=1e-5)
+    assert {"manifold", "interpolation", "arithmetic"} == {p.name for p in of(events, PictureReady)}
+
+
+def test_kl_term_matches_the_closed_form_and_a_monte_carlo_estimate() -> None:
+    mu = torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.5, 0.3]])
+    logvar = torch.tensor([[0.0, 0.0], [0.0, 0.0], [-1.0, 1.2]])
+    kl = gaussian_kl(mu, logvar)
+    # N(0, 1) against itself: 0; unit variance: ½‖μ‖²
+    assert kl[0].item() == pytest.approx(0.0, abs=1e-7)
+    assert kl[1].item() == pytest.approx(0.5 * (1 + 4), rel=1e-6)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    assert torch.allclose(kl, torch.distributions.kl_divergence(q, p).sum(1), atol=1e-6)
+    z = q.sample(torch.Size([200_000]))  # (S, 3, 2)
+    mc = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)  # E_q[log q − log p]
+    assert torch.allclose(kl, mc, atol=0.02)
+
+
+# ---------------------------------------------------------------------------- DDPM
+
+
+def test_q_sample_closed_form_matches_iterating_the_forward_chain() -> None:
+    torch.manual_seed(0)
+    sched = DDPMSchedule(100)
+    x0 = torch.tensor([-1.0, -0.3, 0.4, 1.0]).view(1, 4, 1, 1).expand(20_000, 4, 1, 1)
+    x = x0.clone()
+    for i in range(100):
+        t = torch.full((len(x),), i)
+        x = sched.q_step(x, t, torch.randn_like(x))
+        if i in (9, 49, 99):
+            direct = sched.q_sample(x0, t, torch.randn_like(x0))
+            ab = sched.alpha_bars[i].item()
+            for sample in (x, direct):
+                mean, var = sample.mean(0).flatten(), sample.var(0).flatten()
+                assert torch.allclose(mean, ab ** 0.5 * x0[0].flatten(), atol=0.03), (i, mean)
+                assert torch.allclose(var, torch.full((4,), 1 - ab), rtol=0.05, atol=0.005), (i, var)
+            assert torch.allclose(x.mean(0), direct.mean(0), atol=0.04)
+    assert sched.alpha_bars[-1] < 1e-3  # x_T is (almost) pure noise
+
+
+@pytest.mark.parametrize("timesteps", [10, 200, 1000])
+def test_algorithm_2_with_a_perfect_noise_predictor_recovers_x0(timesteps) -> None:
+    sched = DDPMSchedule(timesteps)
+    x0 = torch.rand(3, 1, 8, 8) * 2 - 1
+
+    def perfect_eps(x_t, t):  # the ε that makes x_t from this x0: (x_t − √ᾱ_t x0) / √(1 − ᾱ_t)
+        return (x_t - sched._at(sched.sqrt_ab, t) * x0) / sched._at(sched.sqrt_1m_ab, t)
+
+    out, frames = sched.p_sample_loop(perfect_eps, x0.shape, generator=torch.Generator().manual_seed(1),
+                                      keep=2, snapshots=5)
+    assert torch.allclose(out, x0, atol=1e-4)
+    assert len(frames) == 5 and frames[-1].shape == (2, 1, 8, 8)
+
+
+def test_conditional_diffusion_is_judged_on_the_class_it_asked_for() -> None:
+    _, final, events = run(tiny("diffusion", timesteps=8, quality_samples=20, picture_samples=10))
+    m = final.metrics
+    assert 0.0 <= m["val_class_match"] <= 1.0 and 0 <= m["val_class_coverage"] <= 10
+    assert m["val_frechet"] >= 0 and "val_loss" in m
+    assert {"forward", "reverse", "samples"} == {p.name for p in of(events, PictureReady)}
+
+
+# ---------------------------------------------------------------------------- GAN
+
+
+def _params(module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before, module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_a_gan_step_updates_d_then_g_and_never_the_other_one() -> None:
+    prepared = prepare_run(tiny("gan", quality_samples=0))
+    task = prepared.task
+    task.train(True)
+    x, _ = next(task.batches(0))
+    real = task.signed(x)
+    fake = task.G(torch.randn(len(x), task.latent))
+    g0, d0 = _params(task.G), _params(task.D)
+    task.d_step(real, fake)
+    assert _changed(d0, task.D) and not _changed(g0, task.G)  # D's update leaves G alone
+    d1 = _params(task.D)
+    task.g_step(fake)
+    assert _changed(g0, task.G) and not _changed(d1, task.D)  # G's update leaves D alone
+    assert all(p.grad is None for p in task.D.parameters())  # and leaves no gradient in D
+    g1, d1 = _params(task.G), _params(task.D)
+    metrics = task.train_step((x, None))
+    assert _changed(g1, task.G) and _changed(d1, task.D)
+    assert {"loss", "loss_d", "loss_g", "d_acc_real", "d_acc_fake"} <= set(metrics)
+
+
+def test_a_resumed_gan_continues_both_players_exactly() -> None:
+    cfg = tiny("gan", epochs=2, quality_samples=50)
+    full, _, full_events = run(cfg)
+    cut, stopped, _ = run(cfg, stop_after_step=5)  # mid epoch 2 (4 steps per epoch)
+    assert stopped.status == "stopped"
+    resumed, final, _ = run(cfg, resume=find_run(cut.id))
+    assert final.status == "completed" and final.step == 8
+
+    def numbers(store):
+        return [{k: v for k, v in json.loads(l).items() if k != "time"}
+                for l in (store.path / "metrics.jsonl").read_text().splitlines()]
+
+    assert numbers(resumed) == numbers(full)
+    a = load_checkpoint(full.path / "checkpoint.pt")["task"]
+    b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]
+    for player in ("G", "D"):
+        for k, v in a["modules"][player].items():
+            assert torch.equal(v, b["modules"][player][k]), (player, k)
+        assert a["optimizers"][player]["state"].keys() == b["optimizers"][player]["state"].keys()
+    assert "val_class_coverage" in of(full_events, Evaluated)[-1].metrics
+
+
+# ---------------------------------------------------------------------------- the judge
+
+
+def test_the_judge_is_cached_per_data_version_and_agrees_with_itself() -> None:
+    data = digits_dataset(n_train=300, n_val=200, seed=3)
+    judge = Judge.for_dataset(data, torch.device("cpu"))
+    files = list(dlc_cache_dir().glob("judge-digits-*.pt"))
+    assert len(files) == 1 and not list(dlc_cache_dir().glob(".*"))  # written atomically, no temp left
+    again = Judge.for_dataset(data, torch.device("cpu"))
+    assert list(dlc_cache_dir().glob("judge-digits-*.pt")) == files  # loaded, not retrained
+    for a, b in zip(judge.net.parameters(), again.net.parameters()):
+        assert torch.equal(a, b)
+    Judge.for_dataset(digits_dataset(n_train=300, n_val=200, seed=4), torch.device("cpu"))
+    assert len(list(dlc_cache_dir().glob("judge-digits-*.pt"))) == 2  # new data, new judge
+    real = data.val.x.float() / 255
+    score = judge.score(real, data.val.y)
+    assert score["frechet"] == pytest.approx(0.0, abs=1e-3)  # the same images: distance 0
+    assert score["class_match"] == pytest.approx(judge.val_acc)
+    blank = judge.score(torch.zeros(100, 1, 28, 28))
+    assert blank["class_coverage"] == 1 and blank["class_entropy"] == pytest.approx(0.0)
+    assert blank["frechet"] > 1.0
+
+
+def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20_000, 3, generator=g)
+    b = torch.randn(20_000, 3, generator=g) + torch.tensor([1.0, 0.0, 2.0])
+    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.1)
+
+
+def test_a_resumed_diffusion_run_matches_an_uninterrupted_one_weight_average_included() -> None:
+    cfg = tiny("diffusion", epochs=2, timesteps=8, quality_samples=20, picture_samples=10)
+    full, _, _ = run(cfg)
+    cut, stopped, _ = run(cfg, stop_after_step=6)
+    assert stopped.status == "stopped"
+    resumed, final, _ = run(cfg, resume=find_run(cut.id))
+    a = load_checkpoint(full.path / "checkpoint.pt")["task"]["modules"]
+    b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]["modules"]
+    assert set(a) == {"model", "ema"}
+    for name in a:
+        for k, v in a[name].items():
+            assert torch.equal(v, b[name][k]), (name, k)
+    assert json.loads((resumed.path / "summary.json").read_text())["metrics"] == \
+        json.loads((full.path / "summary.json").read_text())["metrics"]
+
+
+def test_the_batch_spread_channel_lets_d_see_a_collapsed_batch() -> None:
+    from dlcourse_tui.models.gan import minibatch_std
+    from dlcourse_tui.models.registry import create_model
+
+    same = torch.ones(8, 4, 7, 7)
+    varied = torch.randn(8, 4, 7, 7)
+    assert minibatch_std(same)[:, -1].abs().max() == 0 and minibatch_std(varied)[:, -1].min() > 0.5
+    model = create_model("dcgan", input_shape=(1, 28, 28), num_classes=10, args={"batch_std": True, "d_channels": 8})
+    out = model(torch.randn(4, model.cfg.latent))
+    out.sum().backward()
+    assert out.shape == (4, 1) and all(p.grad is not None for p in model.discriminator.parameters())
+
+
+@pytest.mark.parametrize("lesson, extra", [
+    ("autoencoder", {}), ("vae", {"latent": 8}), ("gan", {"quality_samples": 40}),
+    ("diffusion", {"timesteps": 4, "quality_samples": 20, "picture_samples": 10}),
+])
+def test_each_generative_lesson_also_runs_on_colour_shapes(lesson, extra) -> None:
+    _, final, events = run(tiny(lesson, **{"data.name": "shapes", "n_train": 32, **extra}))
+    assert final.status == "completed"
+    pictures = of(events, PictureReady)
+    assert pictures and all(p.pixels.ndim == 3 and p.pixels.shape[2] == 3 for p in pictures)
