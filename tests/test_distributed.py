@@ -92,4 +92,8 @@ def test_tasks_that_cannot_be_split_and_uneven_batches_are_refused(tmp_path) -> 
     r = dlc(tmp_path, *RUN, "--set", "batch_size=63", "--nproc-per-node", "2")
     assert r.returncode == 2
     assert "batch_size 63 does not split evenly over 2 processes" in r.stderr
+    for lesson in ("gan", "diffusion"):  # two optimisers, sampling at evaluation: not split yet
+        r = dlc(tmp_path, "run", lesson, "--nproc-per-node", "2")
+        assert r.returncode == 2
+        assert f"lesson {lesson} ({lesson}) does not run in several processes yet" in r.stderr
     assert not (tmp_path / "runs").exists()
