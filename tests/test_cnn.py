@@ -102,7 +102,7 @@ def test_pictures_after_a_tiny_run(data, shape) -> None:
     store, final = execute(prepare_run(cfg), [lambda e: pictures.append(e) if isinstance(e, PictureReady) else None])
     assert final.status == "completed"
     by_name = {p.name: p.pixels for p in pictures}
-    assert set(by_name) == {"filters", "feature_maps"}
+    assert set(by_name) == {"filters", "feature_maps", "augmented"}  # the lesson augments by default
     for name, pix in by_name.items():
         assert pix.dtype == np.uint8 and pix.ndim == 3 and pix.shape[2] == 3, name
     c_out, _, k, _ = create_model("cnn", input_shape=shape, num_classes=10, args=cfg.model_args).first_layer_filters().shape

@@ -33,7 +33,7 @@ def _fmt(key: str, value) -> str:
 
 @app.command("list")
 def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs of this lesson.")) -> None:
-    """Every run: id, data, status, validation accuracy and loss."""
+    """Every run: id, data, status and validation accuracy (dlc runs show ID for the rest)."""
     from rich import box
     from rich.table import Table
 
@@ -47,15 +47,14 @@ def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs 
         out.print(f"No runs yet in {runs_root()}. Start one with: dlc run linear-classifier")
         return
     table = Table(title=f"runs in {runs_root()}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id (date-time-lesson-model)", no_wrap=True)
-    table.add_column("data")
-    table.add_column("status")
-    table.add_column("val_acc", justify="right")
-    table.add_column("val_loss", justify="right")
+    table.add_column("id (date-time-lesson-model)", overflow="fold")
+    table.add_column("data", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("val_acc", justify="right", no_wrap=True)
     for r in runs:
         cfg, final, status = r.config, _final(r), r.status
         table.add_row(r.id, cfg["data"]["name"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-                      _fmt("val_acc", final.get("val_acc", "")), _fmt("val_loss", final.get("val_loss", "")))
+                      _fmt("val_acc", final.get("val_acc", "")))
     out.print(table)
 
 
