@@ -144,3 +144,28 @@ def test_the_cnn_beats_the_linear_classifier_on_shapes() -> None:
             accs[name] = (model(xv).argmax(1) == data.val.y).float().mean().item()
     assert accs["cnn"] > accs["linear"] + 0.15, accs
     assert time.perf_counter() - t0 < 60
+
+
+def test_the_worked_convolution_matches_a_weighted_sum_by_hand() -> None:
+    from dlcourse_tui.tasks.classify import convolution_worked_example
+
+    table = convolution_worked_example()
+    image = [[int(v) for v in r[0].split()] for r in table.rows]
+    kernel = [[int(v) for v in r[1].split()] for r in table.rows[:3]]
+    out = [[int(v) for v in r[2].split()] for r in table.rows[:4]]
+    for i in range(4):
+        for j in range(4):
+            assert out[i][j] == sum(kernel[u][v] * image[i + u][j + v] for u in range(3) for v in range(3))
+
+
+def test_label_smoothing_mixes_the_targets_with_a_uniform_distribution() -> None:
+    import torch.nn.functional as F
+
+    from dlcourse_tui.tasks.classify import loss_and_correct
+
+    logits, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    eps = 0.1
+    loss, _ = loss_and_correct(logits, y, eps)
+    logp = F.log_softmax(logits, dim=1)
+    expected = -((1 - eps) * logp.gather(1, y[:, None]).squeeze(1) + eps * logp.mean(1)).mean()
+    torch.testing.assert_close(loss, expected)

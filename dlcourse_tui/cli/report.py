@@ -4,30 +4,14 @@ throughput on a terminal; plain periodic lines, no control characters, otherwise
 from __future__ import annotations
 
 import time
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from dlcourse_tui.engine.events import (
     EpochEnded, Evaluated, Event, PictureReady, RunFailed, RunFinished, RunStarted, StepEnded, TableReady,
 )
-
-
-def fmt_metrics(metrics: dict[str, float]) -> str:
-    """'loss 0.412  acc 0.873' with accuracies as percentages."""
-    parts = []
-    for k, v in metrics.items():
-        parts.append(f"{k} {v * 100:.1f}%" if k.endswith("acc") else f"{k} {v:.4g}")
-    return "  ".join(parts)
-
-
-def table_of(event: TableReady) -> Table:
-    table = Table(title=event.title, title_justify="left")
-    for col in event.columns:
-        table.add_column(col)
-    for row in event.rows:
-        table.add_row(*row)
-    return table
+from dlcourse_tui.render.text import fmt_metrics, table_of
 
 
 class HeadlessReport:
@@ -80,7 +64,7 @@ class HeadlessReport:
         elif isinstance(event, PictureReady):
             pass  # saved by the run store; listed at the end
         elif isinstance(event, TableReady):
-            c.print(table_of(event))
+            c.print(table_of(event.title, event.columns, event.rows))
         elif isinstance(event, (RunFinished, RunFailed)):
             self.close()
 

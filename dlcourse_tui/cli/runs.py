@@ -68,7 +68,7 @@ def show_cmd(
 
     from dlcourse_tui.cli.console import out
     from dlcourse_tui.engine.runs import find_run, metric_series
-    from dlcourse_tui.cli.report import fmt_metrics
+    from dlcourse_tui.render.text import fmt_metrics, table_of
     from dlcourse_tui.render.chart import line_chart
     from dlcourse_tui.render.halfblock import HalfBlockImage
     from dlcourse_tui.engine.config import flatten
@@ -99,12 +99,7 @@ def show_cmd(
         if series:
             out.print(line_chart(series, width=width, height=12, title=name, color=out.color_system is not None), highlight=False, markup=False)
     for t in r.tables():
-        table = Table(title=t["title"], title_justify="left")
-        for col in t["columns"]:
-            table.add_column(col)
-        for row in t["rows"]:
-            table.add_row(*row)
-        out.print(table)
+        out.print(table_of(t["title"], t["columns"], t["rows"]))
     if pictures:
         for pic in r.pictures():
             from PIL import Image

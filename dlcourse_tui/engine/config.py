@@ -30,6 +30,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     schedule: str = "constant"
+    label_smoothing: float = 0.0  # cross-entropy against (1 - ε) one-hot + ε / classes
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # CPU threads for torch; 0: 1 for small models, all cores for large ones
@@ -300,6 +301,8 @@ def _train_config(values: dict[str, Any]) -> TrainConfig:
         raise UserError(f"optimizer={cfg.optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}.")
     if cfg.schedule not in SCHEDULES:
         raise UserError(f"schedule={cfg.schedule!r} is unknown: choose one of {', '.join(SCHEDULES)}.")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise UserError(f"label_smoothing={cfg.label_smoothing:g}: give a value in [0, 1), e.g. 0.1.")
     if cfg.threads < 0:
         raise UserError(f"threads={cfg.threads}: give 0 (automatic) or a number of CPU threads.")
     if cfg.log_every < 1 or cfg.eval_every < 1:

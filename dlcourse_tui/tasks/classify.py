@@ -32,12 +32,13 @@ def shuffled_order(n: int, seed: int, epoch: int, device: torch.device) -> Tenso
     return torch.randperm(n, generator=g).to(device)  # (n,)
 
 
-def loss_and_correct(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def loss_and_correct(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
     """Mean loss and per-example correctness; one logit means binary cross-entropy."""
     if logits.shape[-1] == 1:
         z = logits[:, 0]  # (B,)
-        return F.binary_cross_entropy_with_logits(z, y.to(z.dtype)), (z > 0).long() == y
-    return F.cross_entropy(logits, y), logits.argmax(dim=1) == y
+        target = y.to(z.dtype) * (1 - label_smoothing) + label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(z, target), (z > 0).long() == y
+    return F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing), logits.argmax(dim=1) == y
 
 
 def class1_probability(logits: Tensor) -> Tensor:
@@ -97,7 +98,7 @@ class ClassifyTask(Task):
         x, y = batch
         if self.augmenter is not None:
             x = self.augmenter(x)  # batched, on the device; here (not in batches) so a stop never skips draws
-        loss, correct = loss_and_correct(self.net(self.prepare(x)), y)
+        loss, correct = loss_and_correct(self.net(self.prepare(x)), y, self.config.train.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -205,9 +206,12 @@ class ClassifyTask(Task):
         return boundary_picture(probs.cpu().numpy(), pix.cpu().numpy(), y.cpu().numpy(), size)
 
     def tables(self) -> list[TableReady]:
+        out = []
         if self.config.task_args.get("gradcheck") and hasattr(self.model, "manual_gradients"):
-            return [self._gradient_check()]
-        return []
+            out.append(self._gradient_check())
+        if hasattr(self.model, "first_layer_filters"):
+            out.append(convolution_worked_example())
+        return out
 
     def _gradient_check(self, n: int = 64) -> TableReady:
         """Hand-written backward vs autograd on one batch, in float64."""
@@ -226,3 +230,19 @@ class ClassifyTask(Task):
                          "ok" if rel < 1e-6 else "MISMATCH"))
         return TableReady("gradcheck", "hand-written backprop vs autograd (float64, 64 examples)",
                           ("parameter", "shape", "max |grad|", "relative error", "check"), tuple(rows))
+
+
+def convolution_worked_example() -> TableReady:
+    """A 3×3 vertical-edge filter slid over a 6×6 image with an edge: the 4×4 output,
+    each value a weighted sum of the 3×3 patch under the filter (no padding, stride 1)."""
+    image = torch.tensor([[0, 0, 0, 9, 9, 9]] * 6, dtype=torch.float32)  # (6, 6): dark left, bright right
+    image[4:, :] = torch.tensor([0, 0, 9, 9, 9, 9], dtype=torch.float32)
+    kernel = torch.tensor([[-1, 0, 1]] * 3, dtype=torch.float32)  # (3, 3): right minus left
+    out = F.conv2d(image[None, None], kernel[None, None])[0, 0]  # (4, 4) = (6 − 3 + 2·0)/1 + 1
+
+    def row(t: Tensor, i: int) -> str:
+        return " ".join(f"{int(v):>3}" for v in t[i]) if i < t.shape[0] else ""
+
+    rows = tuple((row(image, i), row(kernel, i), row(out, i)) for i in range(6))
+    return TableReady("convolution", "a convolution by hand: out[i, j] = Σ_u Σ_v kernel[u, v] · image[i + u, j + v]",
+                      ("image 6×6", "kernel 3×3", "output 4×4"), rows)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,15 +16,12 @@ from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 from dlcourse_tui.engine.events import (
     EpochEnded, Evaluated, PictureReady, RunFailed, RunFinished, RunStarted, TableReady,
 )
+from dlcourse_tui.render.text import fmt_metrics, table_of
 from dlcourse_tui.tui.bridge import RunHandle
 from dlcourse_tui.tui.widgets.curves import Curves
 from dlcourse_tui.tui.widgets.picture import Picture
 
 TICK = 0.25  # seconds between reads of the step buffer (and at most this often a redraw)
-
-
-def fmt_metrics(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v * 100:.1f}%" if k.endswith("acc") else f"{k} {v:.4g}" for k, v in metrics.items())
 
 
 def fmt_time(seconds: float) -> str:
@@ -168,12 +164,7 @@ class DashboardScreen(Screen):
         elif isinstance(event, PictureReady):
             self.query_one("#picture", Picture).show(event.pixels, f"{event.title} · epoch {event.epoch}")
         elif isinstance(event, TableReady):
-            table = Table(title=event.title, title_justify="left")
-            for col in event.columns:
-                table.add_column(col)
-            for row in event.rows:
-                table.add_row(*row)
-            self.query_one("#log", RichLog).write(table)
+            self.query_one("#log", RichLog).write(table_of(event.title, event.columns, event.rows))
         elif isinstance(event, RunFinished):
             self.log_line(f"run {event.status} at step {event.step}: {fmt_metrics(event.metrics)}")
             if event.status == "stopped":
