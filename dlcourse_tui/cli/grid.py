@@ -5,7 +5,6 @@ table: final train and validation accuracy, their gap, and epochs to the lesson'
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
     """Run each variant of `lesson` in turn; print the chart and the table. The exit code:
     0 all completed, 1 an arm failed, 130 stopped by Ctrl+C (the grid ends there)."""
     from dlcourse_tui.cli.console import err, out
+    from dlcourse_tui.cli.interrupt import stop_on_ctrl_c
     from dlcourse_tui.cli.report import HeadlessReport
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
@@ -77,19 +77,9 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
     console.print(f"[bold]{lesson.id}[/] grid: {len(variants)} runs, same seed ({configs[0].train.seed}) and data: "
                   + ", ".join(variants))
     stop = threading.Event()
-
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt
-        stop.set()
-        err.print("\nstopping this run after this step (its checkpoint is saved); the grid ends here…")
-
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if on_main else None
     arms: list[Arm] = []
     code = 0
-    try:
+    with stop_on_ctrl_c(stop, "stopping this run after this step (its checkpoint is saved); the grid ends here…"):
         for n, (variant, config) in enumerate(zip(variants, configs), start=1):
             console.print(f"\n[bold]arm {n}/{len(variants)}: {variant}[/] · {lesson.variants[variant]}")
             with console.status("preparing data and model…") if console.is_terminal else nullcontext():
@@ -106,9 +96,6 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
             elif final.status == "stopped":
                 code = 130
                 break
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     print_grid(console, lesson, arms)
     if as_json:
         print(json.dumps({"lesson": lesson.id, "arms": [

@@ -173,6 +173,7 @@ def _check_data_name(name: str) -> None:
 def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False) -> int:
     """Prepare, run with progress on the console and Ctrl+C as a graceful stop; the exit code."""
     from dlcourse_tui.cli.console import err, out
+    from dlcourse_tui.cli.interrupt import stop_on_ctrl_c
     from dlcourse_tui.cli.report import HeadlessReport
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
@@ -193,23 +194,13 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
         listeners.append(_write_run_id(Path(os.environ[RUN_ID_FILE_ENV])))
     stop = threading.Event()
 
-    def on_sigint(signum, frame):  # first Ctrl+C: stop after this step; second: give up
-        if stop.is_set():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt
-        stop.set()
-        err.print("\nstopping after this step and saving a checkpoint (Ctrl+C again to abort)…")
-
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if on_main_thread else None
-    if dist is not None and on_main_thread:  # torchrun passes Ctrl+C on as SIGTERM: stop gracefully too
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    if dist is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # torchrun's way of passing Ctrl+C on
     try:
-        store, final = execute(prepared, listeners, stop_event=stop)
+        with stop_on_ctrl_c(stop, "stopping after this step and saving a checkpoint (Ctrl+C again to abort)…"):
+            store, final = execute(prepared, listeners, stop_event=stop)
     finally:
         report.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     if dist is not None and not dist.is_main:
         if isinstance(final, RunFailed):
             err.print(f"rank {dist.rank}: run failed: {final.message}", soft_wrap=True)

@@ -13,6 +13,7 @@ from dlcourse_tui.data.base import Dataset
 from dlcourse_tui.engine.config import RunConfig
 from dlcourse_tui.engine.distributed import DistContext
 from dlcourse_tui.engine.events import PictureReady, TableReady
+from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 
 Batch = Any  # whatever a task's `batches` yields and its `train_step` takes
 
@@ -39,6 +40,16 @@ class Task(ABC):
     @abstractmethod
     def steps_per_epoch(self) -> int:
         """Training steps in one epoch."""
+
+    def use_model(self, model: nn.Module) -> None:
+        """The common case: one model, one optimiser and (if configured) one schedule."""
+        train = self.config.train
+        self.model = model
+        self.modules = {"model": model}
+        self.optimizer = make_optimizer([model], train)
+        self.optimizers = {"model": self.optimizer}
+        self.scheduler = make_scheduler(self.optimizer, train, self.steps_per_epoch() * train.epochs)
+        self.schedulers = {"model": self.scheduler} if self.scheduler else {}
 
     # -- training ----------------------------------------------------------------------
     @abstractmethod

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.distributed import wrap
-from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.render.images import as_uint8, boundary_picture, chw_to_hwc, normalize_to_uint8, tile, to_rgb, upscale
 from dlcourse_tui.tasks.base import Task
@@ -53,15 +52,11 @@ class ClassifyTask(Task):
 
     def build(self) -> None:
         cfg, data = self.config, self.data
-        self.model = create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
-                                  args=cfg.model_args,
-                                  strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device)
-        self.modules = {"model": self.model}  # unwrapped: checkpoints load with any number of processes
+        self.use_model(create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
+                                    args=cfg.model_args,
+                                    strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device))
+        # modules hold the plain model, so checkpoints load with any number of processes
         self.net = wrap(self.model, self.dist, self.device)  # what train_step runs (DDP when distributed)
-        self.optimizer = make_optimizer([self.model], cfg.train)
-        self.optimizers = {"model": self.optimizer}
-        self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
-        self.schedulers = {"model": self.scheduler} if self.scheduler else {}
         if data.kind == "image":
             self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
             self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)

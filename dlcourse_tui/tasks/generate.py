@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlcourse_tui.engine.events import PictureReady
-from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.render.images import chw_to_hwc, tile, to_rgb, upscale
@@ -132,13 +131,7 @@ class AutoencodeTask(GenerativeTask):
 
     def build(self) -> None:
         self.check_images()
-        cfg = self.config
-        self.model = self.build_model()
-        self.modules = {"model": self.model}
-        self.optimizer = make_optimizer([self.model], cfg.train)
-        self.optimizers = {"model": self.optimizer}
-        self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
-        self.schedulers = {"model": self.scheduler} if self.scheduler else {}
+        self.use_model(self.build_model())
 
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x = self.unit(batch[0])  # (B, C, H, W)
@@ -199,14 +192,8 @@ class VAETask(GenerativeTask):
 
     def build(self) -> None:
         self.check_images()
-        cfg = self.config
-        self.beta = float(cfg.task_args.get("beta", 1.0))
-        self.model = self.build_model()
-        self.modules = {"model": self.model}
-        self.optimizer = make_optimizer([self.model], cfg.train)
-        self.optimizers = {"model": self.optimizer}
-        self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
-        self.schedulers = {"model": self.scheduler} if self.scheduler else {}
+        self.beta = float(self.config.task_args.get("beta", 1.0))
+        self.use_model(self.build_model())
 
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x = self.unit(batch[0])  # (B, C, H, W)
