@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import torch
@@ -13,27 +12,13 @@ from dlcourse_tui.engine.events import (
     EpochEnded, Evaluated, PictureReady, RunFailed, RunFinished, RunStarted, StepEnded, TableReady,
 )
 from dlcourse_tui.engine.runs import find_run
-from dlcourse_tui.engine.session import execute, prepare_run
+from helpers import metric_numbers, run_to_end
 from dlcourse_tui.lessons import find_lesson
 
 
 def tiny_config(lesson: str = "single-neuron", epochs: int = 3, **sets: object):
     s = [f"{k}={v}" for k, v in {"n_train": 96, "n_val": 64, "batch_size": 16, "log_every": 2, **sets}.items()]
     return find_lesson(lesson).config(sets=s, overrides={"train.epochs": epochs})
-
-
-def run_to_end(config, *, stop_after_step: int | None = None, resume=None, epochs=None):
-    """Run config; with stop_after_step, set the stop flag once that step is reported."""
-    events: list = []
-    stop = threading.Event()
-
-    def listen(e):
-        events.append(e)
-        if stop_after_step is not None and isinstance(e, StepEnded) and e.step >= stop_after_step:
-            stop.set()
-
-    store, final = execute(prepare_run(config, resume=resume, epochs=epochs), [listen], stop_event=stop)
-    return store, final, events
 
 
 def test_events_come_in_order_and_the_run_store_matches_them() -> None:
@@ -64,13 +49,7 @@ def test_a_resumed_run_continues_the_uninterrupted_curve_exactly() -> None:
     resumed_store, final, events = run_to_end(cfg, resume=record)
     assert isinstance(events[0], RunStarted) and events[0].resumed and events[0].start_step == 8
     assert final.status == "completed" and final.step == 18
-    full_lines = (full.path / "metrics.jsonl").read_text().splitlines()
-    resumed_lines = (resumed_store.path / "metrics.jsonl").read_text().splitlines()
-
-    def numbers(lines):  # everything but wall-clock time
-        return [{k: v for k, v in json.loads(l).items() if k != "time"} for l in lines]
-
-    assert numbers(resumed_lines) == numbers(full_lines)
+    assert metric_numbers(resumed_store) == metric_numbers(full)
     a = load_checkpoint(full.path / "checkpoint.pt")["task"]["modules"]["model"]
     b = load_checkpoint(resumed_store.path / "checkpoint.pt")["task"]["modules"]["model"]
     for k in a:

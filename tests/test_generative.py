@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import torch
@@ -12,7 +11,8 @@ from dlcourse_tui.data.digits import digits_dataset
 from dlcourse_tui.engine.checkpoint import load_checkpoint
 from dlcourse_tui.engine.events import Evaluated, PictureReady, StepEnded
 from dlcourse_tui.engine.runs import find_run
-from dlcourse_tui.engine.session import execute, prepare_run
+from dlcourse_tui.engine.session import prepare_run
+from helpers import metric_numbers, run_to_end
 from dlcourse_tui.lessons import find_lesson
 from dlcourse_tui.tasks.diffusion import DDPMSchedule
 from dlcourse_tui.tasks.generate import Judge, dlc_cache_dir, frechet_distance, gaussian_kl
@@ -23,19 +23,6 @@ def tiny(lesson: str, epochs: int = 1, variant: str = "", **sets: object):
     return find_lesson(lesson).config(variant=variant, sets=s, overrides={"train.epochs": epochs})
 
 
-def run(config, *, stop_after_step: int | None = None, resume=None):
-    events: list = []
-    stop = threading.Event()
-
-    def listen(e):
-        events.append(e)
-        if stop_after_step is not None and isinstance(e, StepEnded) and e.step >= stop_after_step:
-            stop.set()
-
-    store, final = execute(prepare_run(config, resume=resume), [listen], stop_event=stop)
-    return store, final, events
-
-
 def of(events, kind):
     return [e for e in events if isinstance(e, kind)]
 
@@ -44,7 +31,7 @@ def of(events, kind):
 
 
 def test_autoencoder_reports_reconstruction_error_and_draws_inputs_above_outputs() -> None:
-    _, final, events = run(tiny("autoencoder", latent=4))
+    _, final, events = run_to_end(tiny("autoencoder", latent=4))
     assert final.status == "completed"
     assert 0 < final.metrics["val_recon_mse"] < 1
     pic = of(events, PictureReady)[0]
@@ -53,7 +40,7 @@ def test_autoencoder_reports_reconstruction_error_and_draws_inputs_above_outputs
 
 
 def test_vae_charts_reconstruction_and_kl_separately_and_reports_the_elbo() -> None:
-    _, final, events = run(tiny("vae"))
+    _, final, events = run_to_end(tiny("vae"))
     step = of(events, StepEnded)[0].metrics
     assert {"loss", "recon", "kl"} <= set(step)
     assert step["loss"] == pytest.approx(step["recon"] + step["kl"], rel=1e-5)
@@ -114,7 +101,7 @@ def test_algorithm_2_with_a_perfect_noise_predictor_recovers_x0(timesteps) -> No
 
 
 def test_conditional_diffusion_is_judged_on_the_class_it_asked_for() -> None:
-    _, final, events = run(tiny("diffusion", timesteps=8, quality_samples=20, picture_samples=10))
+    _, final, events = run_to_end(tiny("diffusion", timesteps=8, quality_samples=20, picture_samples=10))
     m = final.metrics
     assert 0.0 <= m["val_class_match"] <= 1.0 and 0 <= m["val_class_coverage"] <= 10
     assert m["val_frechet"] >= 0 and "val_loss" in m
@@ -154,17 +141,13 @@ def test_a_gan_step_updates_d_then_g_and_never_the_other_one() -> None:
 
 def test_a_resumed_gan_continues_both_players_exactly() -> None:
     cfg = tiny("gan", epochs=2, quality_samples=50)
-    full, _, full_events = run(cfg)
-    cut, stopped, _ = run(cfg, stop_after_step=5)  # mid epoch 2 (4 steps per epoch)
+    full, _, full_events = run_to_end(cfg)
+    cut, stopped, _ = run_to_end(cfg, stop_after_step=5)  # mid epoch 2 (4 steps per epoch)
     assert stopped.status == "stopped"
-    resumed, final, _ = run(cfg, resume=find_run(cut.id))
+    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
     assert final.status == "completed" and final.step == 8
 
-    def numbers(store):
-        return [{k: v for k, v in json.loads(l).items() if k != "time"}
-                for l in (store.path / "metrics.jsonl").read_text().splitlines()]
-
-    assert numbers(resumed) == numbers(full)
+    assert metric_numbers(resumed) == metric_numbers(full)
     a = load_checkpoint(full.path / "checkpoint.pt")["task"]
     b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]
     for player in ("G", "D"):
@@ -206,10 +189,10 @@ def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift() -> None:
 
 def test_a_resumed_diffusion_run_matches_an_uninterrupted_one_weight_average_included() -> None:
     cfg = tiny("diffusion", epochs=2, timesteps=8, quality_samples=20, picture_samples=10)
-    full, _, _ = run(cfg)
-    cut, stopped, _ = run(cfg, stop_after_step=6)
+    full, _, _ = run_to_end(cfg)
+    cut, stopped, _ = run_to_end(cfg, stop_after_step=6)
     assert stopped.status == "stopped"
-    resumed, final, _ = run(cfg, resume=find_run(cut.id))
+    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
     a = load_checkpoint(full.path / "checkpoint.pt")["task"]["modules"]
     b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]["modules"]
     assert set(a) == {"model", "ema"}
@@ -238,7 +221,7 @@ def test_the_batch_spread_channel_lets_d_see_a_collapsed_batch() -> None:
     ("diffusion", {"timesteps": 4, "quality_samples": 20, "picture_samples": 10}),
 ])
 def test_each_generative_lesson_also_runs_on_colour_shapes(lesson, extra) -> None:
-    _, final, events = run(tiny(lesson, **{"data.name": "shapes", "n_train": 32, **extra}))
+    _, final, events = run_to_end(tiny(lesson, **{"data.name": "shapes", "n_train": 32, **extra}))
     assert final.status == "completed"
     pictures = of(events, PictureReady)
     assert pictures and all(p.pixels.ndim == 3 and p.pixels.shape[2] == 3 for p in pictures)

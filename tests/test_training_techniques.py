@@ -118,34 +118,19 @@ TINY = ["n_train=100", "n_val=32", "batch_size=16", "log_every=2"]
 
 def test_an_augmented_run_resumes_exactly() -> None:
     from dlcourse_tui.engine.checkpoint import load_checkpoint
-    from dlcourse_tui.engine.events import StepEnded
     from dlcourse_tui.engine.runs import find_run
-    from dlcourse_tui.engine.session import execute, prepare_run
     from dlcourse_tui.lessons import find_lesson
-    import threading
+    from helpers import metric_numbers, run_to_end
 
     cfg = find_lesson("training-techniques").config(variant="all", sets=TINY, overrides={"train.epochs": 3})
 
-    def run(resume=None, stop_after=None):
-        stop = threading.Event()
-
-        def listen(e):
-            if stop_after and isinstance(e, StepEnded) and e.step >= stop_after:
-                stop.set()
-
-        return execute(prepare_run(cfg, resume=resume), [listen], stop_event=stop)
-
-    full, _ = run()
-    cut, stopped = run(stop_after=5)
+    full, _, _ = run_to_end(cfg)
+    cut, stopped, _ = run_to_end(cfg, stop_after_step=5)
     assert stopped.status == "stopped" and stopped.step == 6
-    resumed, final = run(resume=find_run(cut.id))
+    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
     assert final.status == "completed"
 
-    def numbers(store):
-        return [{k: v for k, v in json.loads(l).items() if k != "time"}
-                for l in (store.path / "metrics.jsonl").read_text().splitlines()]
-
-    assert numbers(resumed) == numbers(full)
+    assert metric_numbers(resumed) == metric_numbers(full)
     a = load_checkpoint(full.path / "checkpoint.pt")["task"]
     b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]
     assert torch.equal(a["augment"]["generator"], b["augment"]["generator"])

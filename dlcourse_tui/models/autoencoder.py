@@ -20,6 +20,17 @@ from torch import Tensor, nn
 from dlcourse_tui.models.registry import register_model
 
 
+def check_code_config(input_shape: tuple[int, ...], latent: int, hidden: int) -> tuple[int, ...]:
+    """The image shape as a tuple, or ValueError for a non-image input or an empty layer
+    (shared by the autoencoder and the VAE, whose configs differ only in defaults)."""
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"this model takes images (C, H, W), not inputs of shape {shape}")
+    if latent < 1 or hidden < 1:
+        raise ValueError(f"latent={latent}, hidden={hidden}: both need at least 1 unit")
+    return shape
+
+
 @register_model("autoencoder", task="autoencode", inputs=("image",), example_shape=(1, 28, 28),
                 description="autoencoder: MLP encoder → bottleneck code z → MLP decoder, L2 reconstruction")
 class Autoencoder(nn.Module):
@@ -32,11 +43,7 @@ class Autoencoder(nn.Module):
         hidden: int = 256
 
         def __post_init__(self) -> None:
-            self.input_shape = tuple(self.input_shape)
-            if len(self.input_shape) != 3:
-                raise ValueError(f"an autoencoder here takes images (C, H, W), not inputs of shape {self.input_shape}")
-            if self.latent < 1 or self.hidden < 1:
-                raise ValueError(f"latent={self.latent}, hidden={self.hidden}: both need at least 1 unit")
+            self.input_shape = check_code_config(self.input_shape, self.latent, self.hidden)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()

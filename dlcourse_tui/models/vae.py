@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from dlcourse_tui.models.autoencoder import check_code_config
 from dlcourse_tui.models.registry import register_model
 
 
@@ -37,11 +38,7 @@ class VAE(nn.Module):
         hidden: int = 512
 
         def __post_init__(self) -> None:
-            self.input_shape = tuple(self.input_shape)
-            if len(self.input_shape) != 3:
-                raise ValueError(f"a VAE here takes images (C, H, W), not inputs of shape {self.input_shape}")
-            if self.latent < 1 or self.hidden < 1:
-                raise ValueError(f"latent={self.latent}, hidden={self.hidden}: both need at least 1 unit")
+            self.input_shape = check_code_config(self.input_shape, self.latent, self.hidden)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
