@@ -96,6 +96,10 @@ def run_cmd(
                                        rdzv_endpoint=rdzv_endpoint)
     else:
         exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
+        from dlcourse_tui.engine.distributed import context_from_env, exit_worker
+
+        if context_from_env() is not None:  # a torchrun worker
+            exit_worker(exit_code)
     raise typer.Exit(exit_code)
 
 
