@@ -32,6 +32,7 @@ import threading
 import time
 
 os.environ.setdefault("DLC_HOME", tempfile.mkdtemp(prefix="dlc-bench-"))
+import dlcourse_tui.tui  # noqa: E402,F401 - before Textual, as `dlc` does: it sets Textual's frame rate
 
 
 def load() -> str:
@@ -86,8 +87,8 @@ def report(name: str, lat: list[float]) -> None:
     ms = [x * 1000 for x in lat]
     p95, worst = pct(ms, 0.95), max(ms)
     verdict = "meets" if p95 < 50 and worst < 250 else "MISSES"
-    print(f"    {name}: n={len(ms)}  p50 {pct(ms, 0.5):.1f} ms  p95 {p95:.1f} ms  max {worst:.1f} ms  "
-          f"({verdict} p95 < 50 ms, max < 250 ms)")
+    print(f"    {name}: n={len(ms)}  p50 {pct(ms, 0.5):.1f} ms  p95 {p95:.1f} ms  max {worst:.1f} ms "
+          f"(press {ms.index(worst) + 1})  ({verdict} p95 < 50 ms, max < 250 ms)")
 
 
 async def press_until(app, key: str, reflected) -> float:

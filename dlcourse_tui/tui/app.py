@@ -6,6 +6,8 @@ a worker thread so a run starts quickly. Runs train on Textual thread workers (b
 
 from __future__ import annotations
 
+import gc
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from dlcourse_tui.tui.bridge import RunHandle, _Done, supervise
 from dlcourse_tui.tui.messages import RunEvent
 
 _T0 = time.perf_counter()
+HELP_SCREENS_KEPT = 8  # help modals kept built, one per (screen, keys)
 SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (see start_run)
 
 
@@ -48,6 +51,8 @@ class DLCApp(App):
         self.runs: list[RunHandle] = []
         self.first_paint_s: float | None = None
         self.torch_at_first_paint: bool | None = None
+        self._help_screens: dict[tuple, str] = {}  # (title, keys) -> installed screen name
+        self._help_ids = itertools.count()
 
     def on_mount(self) -> None:
         from dlcourse_tui.tui.screens.browser import BrowserScreen
@@ -63,8 +68,15 @@ class DLCApp(App):
 
     @work(thread=True, group="preload", exit_on_error=False)
     def _preload(self) -> None:
-        """Import torch and the engine in the background: the first run starts sooner."""
+        """Import torch and the engine in the background: the first run starts sooner.
+
+        Then move everything imported so far out of the garbage collector's sight: modules,
+        classes and functions live as long as the process, and with torch's among them a
+        full collection took 250-300 ms, a freeze of the UI (and of the keys) every few
+        seconds while a run trained."""
         import dlcourse_tui.engine.session  # noqa: F401
+
+        gc.freeze()
 
     # -- runs -----------------------------------------------------------------------------
     @property
@@ -110,6 +122,7 @@ class DLCApp(App):
             handle.events.append(event)
             if isinstance(event, RunStarted):
                 handle.phase = "training"
+                gc.freeze()  # what preparing the run imported and built stays: keep it out of collections (see _preload)
             elif isinstance(event, RunFinished):
                 handle.phase = event.status
                 if event.status == "completed":
@@ -174,8 +187,15 @@ class DLCApp(App):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
             return
-        name = (self.screen.sub_title or type(self.screen).__name__)
-        self.push_screen(HelpScreen(screen_keys(self.screen), name))
+        key = (self.screen.sub_title or type(self.screen).__name__, tuple(screen_keys(self.screen)))
+        name = self._help_screens.pop(key, None)
+        if name is None:  # built once per (screen, keys): mounting a modal anew took ~100 ms while a run trained
+            name = f"help-{next(self._help_ids)}"
+            self.install_screen(HelpScreen(list(key[1]), key[0]), name)
+        self._help_screens[key] = name  # most recently used last
+        while len(self._help_screens) > HELP_SCREENS_KEPT:
+            self.uninstall_screen(self._help_screens.pop(next(iter(self._help_screens))))
+        self.push_screen(name)
 
     def action_runs(self) -> None:
         from dlcourse_tui.tui.screens.runs import RunsScreen

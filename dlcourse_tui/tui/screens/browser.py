@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Static, Tree
+from textual.widgets import Header, Markdown, Static, Tree
 
+from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.lessons import Lesson, load_lessons
 
 CHAPTERS = {
@@ -78,7 +79,7 @@ class BrowserScreen(Screen):
             with Vertical(id="lesson-pane"):
                 yield VerticalScroll(id="lesson-scroll")
                 yield Static(id="experiment", markup=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = "dlc"

@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Header, ProgressBar, RichLog, Static
 
+from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.events import (
     EpochEnded, Evaluated, PictureReady, RunFailed, RunFinished, RunStarted, TableReady,
 )
@@ -62,7 +63,7 @@ class DashboardScreen(Screen):
             with Vertical(id="side"):
                 yield Picture(id="picture", color=not self.mono)
                 yield RichLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         cfg = self.handle.config
@@ -109,7 +110,7 @@ class DashboardScreen(Screen):
         self.update_status()
         if self.app.screen is self:
             for chart in self.query(Curves):
-                chart.refresh_if_needed()
+                chart.refresh_if_needed(background=True)
 
     def update_status(self) -> None:
         h = self.handle

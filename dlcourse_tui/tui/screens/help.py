@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 
 def screen_keys(screen) -> list[tuple[str, str]]:
@@ -38,17 +39,19 @@ class HelpScreen(ModalScreen):
         self.help_title = title
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
-            yield Static(f"Keys: {self.help_title}", id="help-title")
-            yield DataTable(id="help-table", cursor_type="row", show_cursor=False)
-            yield Static("escape closes · arrows move · tab changes focus", id="help-foot")
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("key", "action")
+        table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("key", no_wrap=True, min_width=10)
+        table.add_column("action")
         for key, what in self.keys:
             table.add_row(key, what)
-        table.focus()
+        with Vertical(id="help-box"):
+            yield Static(f"Keys: {self.help_title}", id="help-title", markup=False)
+            with VerticalScroll(id="help-keys"):  # one static table: cheap to show over a live dashboard
+                yield Static(table)
+            yield Static("escape closes · arrows scroll", id="help-foot")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-keys").focus()
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss()

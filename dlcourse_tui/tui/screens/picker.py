@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Header, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.config import Knob, flatten
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.lessons import Lesson
@@ -114,7 +115,7 @@ class PickerScreen(Screen):
             yield Button("Start ^s", id="start", variant="success", compact=True)
             yield Button("Defaults ^r", id="defaults", compact=True)
             yield Button("Back esc", id="back", compact=True)
-        yield Footer()
+        yield KeyBar()
 
     def _model_label(self, name: str, info: tuple[int | None, str] | None) -> str:
         count, desc = info or (None, "")

@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
+from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series
 from dlcourse_tui.tui.widgets.curves import Curves
 
@@ -94,7 +95,7 @@ class RunsScreen(Screen):
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-hint", markup=False)
         yield Curves("", id="runs-chart", mono=bool(os.environ.get("NO_COLOR")))
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = "dlc"
@@ -238,7 +239,7 @@ class RunScreen(Screen):
         with Horizontal(id="run-charts"):
             yield Curves("loss", id="run-loss", mono=mono)
             yield Curves("accuracy", id="run-acc", mono=mono)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         r = self.record
