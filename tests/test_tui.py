@@ -20,6 +20,7 @@ from dlcourse_tui.tui.screens.help import HelpScreen
 from dlcourse_tui.tui.screens.picker import KnobRow, PickerScreen
 from dlcourse_tui.tui.screens.runs import RunScreen, RunsScreen
 from dlcourse_tui.tui.widgets.curves import Curves
+from dlcourse_tui.tui.widgets.status import StatusText
 
 SIZE = (80, 24)
 
@@ -136,7 +137,7 @@ async def test_tiny_run_trains_and_charts_arrive() -> None:
         assert dash.query_one("#picture").pixels is not None
         assert (runs_root() / handle.run_id / "metrics.jsonl").is_file()
         assert json.loads((runs_root() / handle.run_id / "summary.json").read_text())["status"] == "completed"
-        assert "completed" in str(dash.query_one("#run-status", Static).render())
+        assert "completed" in str(dash.query_one("#run-status", StatusText).render())
         await pilot.press("escape")
         assert isinstance(app.screen, BrowserScreen)
         await pilot.press("D")  # back to the dashboard of the last run
@@ -207,7 +208,7 @@ async def test_failing_run_leaves_app_usable(monkeypatch: pytest.MonkeyPatch) ->
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
         handle = app.screen.handle
         await wait_for(pilot, lambda: handle.phase == "failed", what="RunFailed")
-        status = str(app.screen.query_one("#run-status", Static).render())
+        status = str(app.screen.query_one("#run-status", StatusText).render())
         assert "failed" in status and "boom" in status
         assert any("boom" in str(n.message) for n in app._notifications)
         await pilot.press("escape", "R")

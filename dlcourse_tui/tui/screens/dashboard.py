@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, ProgressBar, RichLog, Static
+from textual.widgets import Header, ProgressBar, RichLog
 
 from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.events import (
@@ -21,8 +21,10 @@ from dlcourse_tui.render.text import fmt_metrics, table_of
 from dlcourse_tui.tui.bridge import RunHandle
 from dlcourse_tui.tui.widgets.curves import Curves
 from dlcourse_tui.tui.widgets.picture import Picture
+from dlcourse_tui.tui.widgets.status import StatusText
 
-TICK = 0.25  # seconds between reads of the step buffer (and at most this often a redraw)
+TICK = 0.25  # seconds between reads of the step buffer and status updates
+CHART_PERIOD = 0.5  # seconds between chart redraws (each is plotted, then converted to lines: CPU the trainer wants)
 
 
 def fmt_time(seconds: float) -> str:
@@ -54,7 +56,7 @@ class DashboardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="run-status", markup=False)
+        yield StatusText(id="run-status")
         yield ProgressBar(total=None, show_eta=False, id="run-progress")
         with Horizontal(id="dash-body"):
             with Vertical(id="charts"):
@@ -77,6 +79,7 @@ class DashboardScreen(Screen):
         self.ready = True
         self.tick()  # applies every event so far
         self.set_interval(TICK, self.tick)
+        self.set_interval(CHART_PERIOD, self.redraw_charts)
 
     # -- reading the run --------------------------------------------------------------
     def catch_up(self) -> None:
@@ -95,7 +98,7 @@ class DashboardScreen(Screen):
         self.update_status()
 
     def tick(self) -> None:
-        """Read new step points from the buffer; redraw what changed and is visible."""
+        """Read new step points from the buffer into the charts; update the status line."""
         self.catch_up()
         points, self.cursor = self.handle.steps.since(self.cursor)
         if points:
@@ -108,6 +111,9 @@ class DashboardScreen(Screen):
                 acc.extend("train", xs, [p.metrics.get("acc", float("nan")) for p in points])
             self.last_point = points[-1]
         self.update_status()
+
+    def redraw_charts(self) -> None:
+        """Plot the charts that have new points, if this screen is the one shown."""
         if self.app.screen is self:
             for chart in self.query(Curves):
                 chart.refresh_if_needed(background=True)
@@ -144,7 +150,7 @@ class DashboardScreen(Screen):
             text.append("\n" + fmt_metrics(p.metrics), style="dim")
         elif isinstance(h.final, RunFinished):
             text.append("\n" + fmt_metrics(h.final.metrics), style="dim")
-        self.query_one("#run-status", Static).update(text)
+        self.query_one("#run-status", StatusText).show(text)
 
     def apply(self, event, *, status: bool = True) -> None:
         """One non-step event of the run (UI thread)."""
