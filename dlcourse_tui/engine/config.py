@@ -193,13 +193,14 @@ def coerce(key: str, kind: str, text: Any) -> Any:
             return value
     except ValueError:
         article = "an integer" if kind == "int" else "a number"
-        raise UserError(f"{key}={text!r} is not {article}: give {article}, e.g. --set {key}=" + ("10" if kind == "int" else "0.01") + ".") from None
+        example = "10" if kind == "int" else "0.01"
+        raise UserError(f"{key}={text!r} is not {article}: give {article}, e.g. {key}={example}.") from None
     if kind == "bool":
         if s.lower() in _TRUE:
             return True
         if s.lower() in _FALSE:
             return False
-        raise UserError(f"{key}={text!r} is not true or false: give --set {key}=true or --set {key}=false.")
+        raise UserError(f"{key}={text!r} is not true or false: give {key}=true or {key}=false.")
     return s
 
 
