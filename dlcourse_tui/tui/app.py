@@ -6,7 +6,6 @@ a worker thread so a run starts quickly. Runs train on Textual thread workers (b
 
 from __future__ import annotations
 
-import gc
 import itertools
 import sys
 import time
@@ -16,7 +15,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from dlcourse_tui.tui.bridge import RunHandle, _Done, supervise
+from dlcourse_tui.tui.bridge import RunHandle, _Done, settle_heap, supervise
 from dlcourse_tui.tui.messages import RunEvent
 
 _T0 = time.perf_counter()
@@ -68,15 +67,11 @@ class DLCApp(App):
 
     @work(thread=True, group="preload", exit_on_error=False)
     def _preload(self) -> None:
-        """Import torch and the engine in the background: the first run starts sooner.
-
-        Then move everything imported so far out of the garbage collector's sight: modules,
-        classes and functions live as long as the process, and with torch's among them a
-        full collection took 250-300 ms, a freeze of the UI (and of the keys) every few
-        seconds while a run trained."""
+        """Import torch and the engine in the background (the first run starts sooner), then
+        keep what was imported out of the garbage collector's way (bridge.settle_heap)."""
         import dlcourse_tui.engine.session  # noqa: F401
 
-        gc.freeze()
+        settle_heap()
 
     # -- runs -----------------------------------------------------------------------------
     @property
@@ -122,7 +117,6 @@ class DLCApp(App):
             handle.events.append(event)
             if isinstance(event, RunStarted):
                 handle.phase = "training"
-                gc.freeze()  # what preparing the run imported and built stays: keep it out of collections (see _preload)
             elif isinstance(event, RunFinished):
                 handle.phase = event.status
                 if event.status == "completed":
