@@ -12,12 +12,24 @@ Algorithm 2 (sampling): x_T ~ N(0, I); for t = T, …, 1: z ~ N(0, I) if t > 1 e
 x_{t−1} = 1/√α_t · (x_t − (1 − α_t)/√(1 − ᾱ_t) · ε_θ(x_t, t)) + σ_t z with σ_t² = β_t;
 return x_0.
 
+Extension, DDIM (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models"): a
+non-Markovian forward process with the same marginals q(x_t | x_0), hence the same
+training objective and the same trained ε_θ, whose reverse step may jump over steps.
+On a sub-sequence τ_S > … > τ_1 of {T, …, 1}, with t = τ_i, s = τ_{i−1} (ᾱ_0 = 1),
+equation 12 (the paper writes α for DDPM's ᾱ):
+
+    x̂_0 = (x_t − √(1 − ᾱ_t) · ε_θ(x_t, t)) / √ᾱ_t                     (the predicted x_0)
+    x_s = √ᾱ_s · x̂_0 + √(1 − ᾱ_s − σ_t²) · ε_θ(x_t, t) + σ_t z,       z ~ N(0, I)
+    σ_t(η)² = η² · (1 − ᾱ_s)/(1 − ᾱ_t) · (1 − ᾱ_t/ᾱ_s)                 (equation 16)
+
+η = 0 is deterministic (x_T fixes x_0); η = 1 with every step (S = T) is DDPM's
+reverse process with σ_t² = β̃_t, the variance of the true posterior q(x_{t−1} | x_t, x_0).
+
 Code indexes steps from 0: index i stands for t = i + 1 (the network sees i).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 
@@ -29,13 +41,14 @@ from torch import Tensor, nn
 from dlcourse_tui.engine.events import PictureReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.errors import UserError
-from dlcourse_tui.tasks.generate import EVAL_BATCH, GenerativeTask, image_grid
+from dlcourse_tui.tasks.generate import EMA, EVAL_BATCH, GenerativeTask, image_grid
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]  # ε_θ(x_t, step index (B,)) -> (B, C, H, W)
+SAMPLERS = ("ddpm", "ddim")  # Algorithm 2 over all T steps; DDIM (the extension) over S of them
 
 
 class DDPMSchedule:
-    """The linear β schedule and the two procedures that use it.
+    """The linear β schedule and the procedures that use it: Algorithms 1 and 2, and DDIM.
 
     β runs linearly from 1e-4 to 0.02 for T = 1000 (the paper). For another T both
     ends are scaled by 1000 / T, so that the total noise, and ᾱ_T ≈ 0, stay about the same.
@@ -95,25 +108,54 @@ class DDPMSchedule:
                 frames.append(x[:keep].clone())
         return x, frames
 
+    # ------------------------------------------------------------------ DDIM (the extension)
 
-class EMA(nn.Module):
-    """An exponential moving average of a model's weights, θ̄ ← d·θ̄ + (1 − d)·θ after each
-    step, with d warming up as min(decay, (1 + n)/(10 + n)). The paper samples with such an
-    average (d = 0.9999 over 800k steps); a run of a few hundred steps needs a shorter memory."""
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """τ: `steps` step indices spread evenly from T − 1 (t = T) down to 0 (t = 1), in the
+        order sampling visits them; steps = T gives every step, steps = 1 a single jump."""
+        if not 1 <= steps <= self.T:
+            raise UserError(f"sample_steps={steps}: DDIM samples over a sub-sequence of the T = {self.T} "
+                            f"training steps, so it needs 1 ≤ sample_steps ≤ {self.T}; "
+                            f"try --set sample_steps={min(20, self.T)} (or raise timesteps).")
+        return np.linspace(self.T - 1, 0, steps).round().astype(int).tolist()
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.decay = decay
-        self.model = copy.deepcopy(model).requires_grad_(False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+    def ddim_sigma(self, i: int, j: int, eta: float) -> float:
+        """σ_t(η) of equation 16 for the jump from index i (t) to index j (s; −1 for x_0, ᾱ = 1)."""
+        ab_t = self.alpha_bars[i].item()
+        ab_s = self.alpha_bars[j].item() if j >= 0 else 1.0
+        return eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
+
+    def ddim_step(self, x: Tensor, eps: Tensor, i: int, j: int, eta: float, z: Tensor | None = None) -> Tensor:
+        """Equation 12: x_s from x_t and ε_θ(x_t, t), for indices i (t) → j (s; −1 for x_0).
+        Without z (or with η = 0) the step adds no noise."""
+        ab_t = self.alpha_bars[i].item()
+        ab_s = self.alpha_bars[j].item() if j >= 0 else 1.0
+        sigma = self.ddim_sigma(i, j, eta)
+        x0_hat = (x - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5  # (B, C, H, W) the predicted x_0
+        x_s = ab_s ** 0.5 * x0_hat + max(1 - ab_s - sigma ** 2, 0.0) ** 0.5 * eps  # (B, C, H, W)
+        if z is not None and sigma > 0:
+            x_s = x_s + sigma * z
+        return x_s
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        n = int(self.updates)
-        d = min(self.decay, (1 + n) / (10 + n))
-        for avg, p in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(p, 1 - d)
-        self.updates += 1
+    def ddim_sample_loop(self, eps_model: EpsModel, shape: tuple[int, ...], *, steps: int, eta: float = 0.0,
+                         generator: torch.Generator, device: torch.device | str = "cpu", keep: int = 0,
+                         snapshots: int = 0) -> tuple[Tensor, list[Tensor]]:
+        """DDIM from x_T ~ N(0, I) to x_0 in `steps` network calls (not clipped); `keep` and
+        `snapshots` as in p_sample_loop, spread over the steps taken."""
+        taus = self.ddim_timesteps(steps)  # [T − 1, …, 0]: indices of τ_S … τ_1
+        x = torch.randn(*shape, generator=generator).to(device)  # x_T
+        marks = set(np.linspace(steps, 0, snapshots).round().astype(int).tolist()) if snapshots else set()
+        frames = [x[:keep].clone()] if steps in marks else []
+        for k, i in enumerate(taus):
+            j = taus[k + 1] if k + 1 < steps else -1  # the next index visited; −1: x_0
+            t = torch.full((shape[0],), i, device=device, dtype=torch.long)  # (B,)
+            eps = eps_model(x, t)  # (B, C, H, W)
+            z = torch.randn(*shape, generator=generator).to(device) if eta > 0 and j >= 0 else None
+            x = self.ddim_step(x, eps, i, j, eta, z)  # x_s
+            if steps - 1 - k in marks:  # steps left to take
+                frames.append(x[:keep].clone())
+        return x, frames
 
 
 class DiffusionTask(GenerativeTask):
@@ -126,6 +168,17 @@ class DiffusionTask(GenerativeTask):
         self.model = self.build_model()
         self.conditional = bool(getattr(self.model.cfg, "conditional", False))
         self.schedule = DDPMSchedule(int(args.get("timesteps", 1000)), device=self.device)
+        self.sampling = str(args.get("sampler", "ddpm"))
+        if self.sampling not in SAMPLERS:
+            raise UserError(f"task.sampler={self.sampling!r}: choose one of {', '.join(SAMPLERS)} "
+                            "(ddpm: Algorithm 2 over all T steps; ddim: the faster extension).")
+        self.sample_steps = int(args.get("sample_steps", 20))
+        self.ddim_eta = float(args.get("ddim_eta", 0.0))
+        if self.sampling == "ddim":
+            self.schedule.ddim_timesteps(self.sample_steps)  # UserError unless 1 ≤ S ≤ T
+            if not 0.0 <= self.ddim_eta <= 1.0:
+                raise UserError(f"task.ddim_eta={self.ddim_eta:g}: η must lie in 0 … 1 (0: deterministic, "
+                                "1: as much noise as DDPM's posterior); e.g. --set ddim_eta=0.")
         self.quality_samples = int(args.get("quality_samples", 200))
         self.picture_samples = int(args.get("picture_samples", 20))
         decay = float(args.get("ema", 0.0))
@@ -135,7 +188,8 @@ class DiffusionTask(GenerativeTask):
         self.optimizers = {"model": self.optimizer}
         self.scheduler = make_scheduler(self.optimizer, cfg.train, self.steps_per_epoch() * cfg.train.epochs)
         self.schedulers = {"model": self.scheduler} if self.scheduler else {}
-        self.sample_seconds = 0.0
+        self.sample_seconds = 0.0  # wall time of the last sample() call
+        self._sample_timing = (0, 0.0)  # (samples drawn, seconds) of that call
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -182,6 +236,7 @@ class DiffusionTask(GenerativeTask):
             self._final_samples = (samples, labels)
             score = self.judge().score(samples, labels if self.conditional else None)
             out.update({f"val_{k}": v for k, v in score.items()})
+            out["val_sample_seconds"] = self.sample_seconds  # wall time for those samples: the sampler's cost
             out["val_judge_acc"] = self.judge().val_acc
         return out
 
@@ -190,14 +245,24 @@ class DiffusionTask(GenerativeTask):
 
     @torch.inference_mode()
     def sample(self, n: int, salt: int = 0, keep: int = 0, snapshots: int = 0) -> tuple[Tensor, Tensor | None]:
-        """n samples by Algorithm 2, in [0, 1]; labels 0, 1, 2, … when conditional."""
+        """n samples in [0, 1] by Algorithm 2 (task.sampler = "ddpm") or DDIM ("ddim");
+        labels 0, 1, 2, … when conditional. Sets sample_seconds, the wall time it took."""
         net = self.sampler.eval()
         y = self.labels(n)
+        kw = dict(generator=self.eval_generator(salt), device=self.device, keep=keep, snapshots=snapshots)
+        shape = (n, *self.data.input_shape)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
-        x, frames = self.schedule.p_sample_loop(self.eps_model(y, net), (n, *self.data.input_shape),
-                                                generator=self.eval_generator(salt), device=self.device,
-                                                keep=keep, snapshots=snapshots)
+        if self.sampling == "ddim":
+            x, frames = self.schedule.ddim_sample_loop(self.eps_model(y, net), shape, steps=self.sample_steps,
+                                                       eta=self.ddim_eta, **kw)
+        else:
+            x, frames = self.schedule.p_sample_loop(self.eps_model(y, net), shape, **kw)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         self.sample_seconds = time.perf_counter() - t0
+        self._sample_timing = (n, self.sample_seconds)
         self._frames = frames
         return self.from_signed(x), y
 
@@ -207,16 +272,23 @@ class DiffusionTask(GenerativeTask):
             samples = cached[0][:max(self.picture_samples, min(len(cached[0]), 10 * self.data.num_classes))]
         else:
             samples, _ = self.sample(self.picture_samples, salt=2)
+        drawn, seconds = self._sample_timing  # of the draw the grid comes from
         self.sample(4, salt=3, keep=4, snapshots=11)
         strip = self._strip(self._frames)
         what = "one row per class, columns 0 … 9 asked for" if self.conditional else "unconditional"
         return [
             PictureReady("forward", f"forward process q(x_t | x_0) of one image at t = 0 … {self.schedule.T} (closed form)",
                          epoch, self._forward_strip()),
-            PictureReady("reverse", f"Algorithm 2 on 4 samples: x_T (left) → x_0 (right), {self.schedule.T} steps",
-                         epoch, strip),
-            PictureReady("samples", f"samples x_0 ({what})", epoch, self._grid(samples)),
+            PictureReady("reverse", f"{self.sampler_text()} on 4 samples: x_T (left) → x_0 (right)", epoch, strip),
+            PictureReady("samples", f"samples x_0 ({what}); {self.sampler_text()}: {drawn} drawn in {seconds:.1f} s",
+                         epoch, self._grid(samples)),
         ]
+
+    def sampler_text(self) -> str:
+        """How samples are drawn, in words: 'Algorithm 2, 100 steps' or 'DDIM, 20 of 100 steps, η = 0'."""
+        if self.sampling == "ddim":
+            return f"DDIM, {self.sample_steps} of {self.schedule.T} steps, η = {self.ddim_eta:g}"
+        return f"Algorithm 2, {self.schedule.T} steps"
 
     def _grid(self, samples: Tensor) -> np.ndarray:
         k = self.data.num_classes

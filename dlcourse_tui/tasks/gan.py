@@ -13,7 +13,10 @@ then the generator G against the updated D, with the non-saturating loss
 `task.g_loss = "saturating"` switches to the original min-max form for comparison;
 `task.d_lr_ratio` gives D a different learning rate from G (train.lr); `task.g_steps`
 updates G several times per D update (a way to provoke mode collapse).
-modules = {"G", "D"} and optimizers = {"G", "D"}, so checkpoints and resume cover both.
+`task.ema` > 0 keeps an exponential moving average of G's weights (generate.EMA), and the
+judge and the pictures sample from it: G's weights circle as it chases a moving D, and
+their average sits nearer the middle.
+modules = {"G", "D"} (+ "ema") and optimizers = {"G", "D"}, so checkpoints and resume cover all.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import Tensor
 from dlcourse_tui.engine.events import PictureReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.errors import UserError
-from dlcourse_tui.tasks.generate import GenerativeTask, image_grid
+from dlcourse_tui.tasks.generate import EMA, GenerativeTask, image_grid
 
 G_LOSSES = ("non-saturating", "saturating")
 
@@ -47,7 +50,9 @@ class GANTask(GenerativeTask):
         model = self.build_model()
         self.G, self.D = model.generator, model.discriminator
         self.latent = model.cfg.latent
-        self.modules = {"G": self.G, "D": self.D}
+        decay = float(args.get("ema", 0.0))
+        self.ema = EMA(self.G, decay) if decay > 0 else None  # the G that samples (None: G itself)
+        self.modules = {"G": self.G, "D": self.D, **({"ema": self.ema} if self.ema is not None else {})}
         d_train = replace(cfg.train, lr=cfg.train.lr * float(args.get("d_lr_ratio", 1.0)))
         self.opt_G = make_optimizer([self.G], cfg.train)
         self.opt_D = make_optimizer([self.D], d_train)
@@ -60,6 +65,10 @@ class GANTask(GenerativeTask):
         scheds = {"G": make_scheduler(self.opt_G, cfg.train, total), "D": make_scheduler(self.opt_D, d_train, total)}
         self.schedulers = {k: s for k, s in scheds.items() if s is not None}
         self.fixed_z = torch.randn(64, self.latent, generator=self.eval_generator(1)).to(self.device)  # the picture's z
+
+    def num_params(self) -> int:
+        """G's and D's parameters; the weight average is a copy of G, not more model."""
+        return sum(p.numel() for m in (self.G, self.D) for p in m.parameters())
 
     # -- the two updates -------------------------------------------------------------
     def d_step(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
@@ -95,18 +104,25 @@ class GANTask(GenerativeTask):
         loss_g = self.g_step(fake)
         for _ in range(self.g_steps - 1):
             loss_g = self.g_step(self.G(torch.randn(real.shape[0], self.latent, device=self.device)))
+        if self.ema is not None:
+            self.ema.update(self.G)
         for s in self.schedulers.values():
             s.step()
         # "loss" (checked for NaN) is the sum of the two players' losses; watch loss_d and loss_g
         return {"loss": out["loss_d"] + loss_g, "loss_g": loss_g, **out}
 
     # -- evaluation and pictures -----------------------------------------------------
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that samples for the judge and the pictures: the weight average when there is one."""
+        return self.ema.model if self.ema is not None else self.G
+
     @torch.inference_mode()
     def generate(self, n: int, salt: int = 2) -> Tensor:
         """n samples G(z) in [0, 1] with evaluation noise (G in eval mode: batch-norm running statistics)."""
-        self.G.eval()
+        G = self.sampler.eval()
         z = self.randn(n, self.latent, generator=self.eval_generator(salt))
-        return self.from_signed(self.G(z))
+        return self.from_signed(G(z))
 
     @torch.inference_mode()
     def evaluate(self) -> dict[str, float]:
@@ -126,5 +142,5 @@ class GANTask(GenerativeTask):
 
     @torch.inference_mode()
     def _fixed_grid(self) -> np.ndarray:
-        self.G.eval()
-        return image_grid(self.from_signed(self.G(self.fixed_z)), ncols=8)
+        G = self.sampler.eval()
+        return image_grid(self.from_signed(G(self.fixed_z)), ncols=8)
