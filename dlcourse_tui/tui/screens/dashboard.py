@@ -1,5 +1,5 @@
 """The training dashboard: progress, live loss and accuracy curves, the latest picture and
-a log. Step metrics are read from the run's buffer on a timer (4 Hz); other events arrive
+a log. Step metrics are read from the run's buffer on a timer (2 Hz); other events arrive
 as messages through the app (see bridge.py)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dlcourse_tui.tui.widgets.curves import Curves
 from dlcourse_tui.tui.widgets.picture import Picture
 from dlcourse_tui.tui.widgets.status import StatusText
 
-TICK = 0.25  # seconds between reads of the step buffer and status updates
+TICK = 0.5  # seconds between reads of the step buffer and status updates (each repaint takes the GIL from the trainer)
 CHART_PERIOD = 0.5  # seconds between chart redraws (each is plotted, then converted to lines: CPU the trainer wants)
 
 
