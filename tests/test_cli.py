@@ -57,6 +57,40 @@ def test_run_prints_plain_progress_and_a_final_table_when_piped(dlc) -> None:
     assert "epoch 1/1" in r.out and "val_acc" in r.out and "dlc runs show" in r.out
 
 
+def test_piped_output_keeps_one_record_per_line_however_narrow_the_console(dlc_home) -> None:
+    env = {**os.environ, "DLC_HOME": str(dlc_home), "COLUMNS": "40"}
+    cmd = [sys.executable, "-m", "dlcourse_tui.cli", "run", "single", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    epoch = [line for line in r.stdout.splitlines() if line.startswith("epoch 1/1")]
+    assert len(epoch) == 1 and "val_acc" in epoch[0] and len(epoch[0]) > 40
+    bad = subprocess.run(cmd + ["--set", "lr=100"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_runs_live_in_the_per_user_data_folder_unless_dlc_home_says_otherwise(dlc, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("DLC_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    run_id = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
+    assert (tmp_path / "xdg" / "dlc" / "runs" / run_id / "summary.json").is_file()
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run_id = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
+    assert (tmp_path / "home" / ".local" / "share" / "dlc" / "runs" / run_id / "summary.json").is_file()
+    assert run_id in dlc("runs", "list").out
+
+
+def test_runs_show_draws_pictures_in_half_blocks_on_a_colour_terminal(dlc, dlc_home) -> None:
+    run_id = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"FORCE_COLOR": "1", "COLORTERM": "truecolor",
+                                                                       "COLUMNS": "100"}
+    r = subprocess.run([sys.executable, "-m", "dlcourse_tui.cli", "runs", "show", run_id],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "boundary" in r.stdout and r.stdout.count("▀") > 100 and "\x1b[38;2;" in r.stdout  # 24-bit colour cells
+    assert "\x1b\n" not in r.stdout and "\n[0m" not in r.stdout  # no escape sequence cut in two (the charts')
+
+
 def test_run_json_prints_one_summary(dlc) -> None:
     r = dlc("run", "mlp", *TINY, "--json")
     assert r.code == 0, r.err
@@ -110,23 +144,58 @@ def test_bad_input_is_one_sentence_and_exit_2(dlc, dlc_home, args, message) -> N
     assert not (dlc_home / "runs").exists() or not any((dlc_home / "runs").iterdir())
 
 
-def test_truncated_checkpoint_cannot_be_resumed(dlc) -> None:
+@pytest.mark.parametrize("fault, message", [
+    ("nan", "The training loss became nan at step 3"),
+    ("raise", "The run failed at step 3: ValueError: boom [3]"),
+])
+def test_a_failed_run_exits_1_with_the_step_and_keeps_its_record(dlc, dlc_home, monkeypatch, fault, message) -> None:
+    from dlcourse_tui.tasks.classify import ClassifyTask
+
+    real, calls = ClassifyTask.train_step, {"n": 0}
+
+    def faulty(self, batch):
+        calls["n"] += 1
+        metrics = real(self, batch)
+        if calls["n"] == 3:
+            if fault == "raise":
+                raise ValueError("boom [3]")
+            metrics = {**metrics, "loss": metrics["loss"] * float("nan")}
+        return metrics
+
+    monkeypatch.setattr(ClassifyTask, "train_step", faulty)
+    r = dlc("run", "single", "--set", "n_train=256", "--set", "batch_size=32", "--set", "log_every=1", "--epochs", "2")
+    assert r.code == 1, (r.out, r.err)
+    assert message in r.err and "Traceback" not in r.err + r.out
+    run_dir = next((dlc_home / "runs").iterdir())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert (run_dir / "traceback.txt").is_file() == (fault == "raise")
+
+
+def test_truncated_checkpoint_cannot_be_resumed_and_the_run_is_left_as_it_was(dlc) -> None:
     run_id = json.loads(dlc("run", "single", *TINY, "--json").out)["run_id"]
-    ckpt = Path(os.environ["DLC_HOME"], "runs", run_id, "checkpoint.pt")
+    run_dir = Path(os.environ["DLC_HOME"], "runs", run_id)
+    ckpt = run_dir / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     r = dlc("run", "single", "--resume", run_id, "--epochs", "2")
     assert r.code == 2 and "is damaged" in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_id]
 
 
-def test_malformed_experiment_toml_names_the_file_and_key(dlc, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("command", [["lessons"], ["run", "bad"]])
+def test_malformed_experiment_toml_names_the_file_and_key(dlc, dlc_home, tmp_path, monkeypatch, command) -> None:
     bad = tmp_path / "lessons" / "99-bad"
     bad.mkdir(parents=True)
     (bad / "lesson.md").write_text("---\nid: bad\ntitle: Bad\nchapter: 9\norder: 1\n---\n# Bad\n")
     (bad / "experiment.toml").write_text('task = "classify"\n[model]\nname = "linear"\n[train]\nlr = "fast"\n')
     monkeypatch.setenv("DLC_LESSONS", str(tmp_path / "lessons"))
-    r = dlc("lessons")
+    r = dlc(*command)
     assert r.code == 2
     assert "99-bad/experiment.toml: train.lr: expected float, got 'fast'" in r.err
+    assert "Traceback" not in r.err + r.out and len(r.err.strip().splitlines()) == 1
+    assert not (dlc_home / "runs").exists()
 
 
 def test_ctrl_c_stops_gracefully_saves_a_checkpoint_and_exits_130(dlc_home) -> None:
@@ -165,6 +234,7 @@ def test_missing_real_dataset_names_the_files_and_the_download_command(dlc, tmp_
     assert r.code == 2
     assert "train-images-idx3-ubyte" in r.err
     assert f"dlc run linear-classifier --data mnist --data-dir {tmp_path / 'mnist'} --download" in r.err
+    assert "Traceback" not in r.err and not (Path(os.environ["DLC_HOME"]) / "runs").exists()
 
 
 def test_live_progress_on_a_terminal_shows_a_bar_with_rate_and_eta(tmp_path) -> None:

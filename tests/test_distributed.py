@@ -82,7 +82,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path) -> None:
     r = dlc(tmp_path, *RUN, "--epochs", "50", "--nproc-per-node", "2", env={"DLC_FAULT_INJECT": "rank=1,step=3"})
     took = time.monotonic() - t0
     assert r.returncode == 1
-    assert "rank 1: The run failed at step 2: RuntimeError: fault injected on rank 1 at step 3" in r.stderr
+    assert "rank 1: The run failed at step 3: RuntimeError: fault injected on rank 1 at step 3" in r.stderr
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["failed_rank"] == 1
     assert took < 60, took

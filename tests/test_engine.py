@@ -97,7 +97,7 @@ def test_an_exception_in_a_step_fails_the_run_and_saves_the_traceback(monkeypatc
     monkeypatch.setattr(ClassifyTask, "train_step", flaky)
     store, final, _ = run_to_end(tiny_config())
     assert isinstance(final, RunFailed) and final.step == 2
-    assert "ValueError: boom in step three" in final.message
+    assert "The run failed at step 3: ValueError: boom in step three" in final.message
     assert "boom in step three" in (store.path / "traceback.txt").read_text()
 
 

@@ -108,6 +108,7 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
 def print_grid(console, lesson, arms: list[Arm]) -> None:
     """The overlaid chart of validation accuracy per arm, then the comparison table."""
     from rich.table import Table
+    from rich.text import Text
 
     from dlcourse_tui.render.chart import line_chart
 
@@ -118,7 +119,7 @@ def print_grid(console, lesson, arms: list[Arm]) -> None:
     if series:
         chart = line_chart(series, width=min(console.width, 100), height=16, title="validation accuracy per arm",
                            xlabel="epoch", color=console.color_system is not None)
-        console.print(chart, highlight=False, markup=False)
+        console.print(Text.from_ansi(chart))  # plotext's colours as Rich styles: no escape cut by a wrap
     reach = f"epochs to {target.value * 100:g}%" if target and target.metric == "val_acc" and target.value else "epochs to target"
     table = Table(title=f"{lesson.id}: the ablation (same seed, same data)", title_justify="left")
     for col, right in (("arm", False), ("train acc", True), ("val acc", True), ("gap", True), (reach, True),

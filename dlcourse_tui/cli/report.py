@@ -1,5 +1,8 @@
 """Headless output of a run (a Trainer callback): a Rich progress bar with ETA and
-throughput on a terminal; plain periodic lines, no control characters, otherwise."""
+throughput on a terminal; plain periodic lines, no control characters, otherwise.
+
+Text lines are never folded at the console's width: one record stays one line in a log
+(a terminal wraps long lines itself)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,11 @@ class HeadlessReport:
         self.task_id = None
         self.epochs = 0
         self.last_plain = 0.0
+        self.epoch_train: dict[str, float] = {}  # the last epoch's training metrics, shown with its evaluation
+
+    def line(self, text: str) -> None:
+        """One record, one line: no folding at the console's width, no markup."""
+        self.console.print(text, soft_wrap=True, markup=False, highlight=False)
 
     def __call__(self, event: Event) -> None:
         c = self.console
@@ -33,10 +41,10 @@ class HeadlessReport:
             cfg = event.config
             self.epochs = cfg["train"]["epochs"]
             verb = f"resuming at step {event.start_step}" if event.resumed else "starting"
-            c.print(f"run {event.run_id}: {verb}")
-            c.print(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
+            self.line(f"run {event.run_id}: {verb}")
+            self.line(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
                     f"{self.epochs} epochs × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
-            c.print(f"  folder {event.run_dir}", soft_wrap=True)
+            self.line(f"  folder {event.run_dir}")
             if self.live:
                 self.progress = Progress(
                     TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
@@ -54,12 +62,11 @@ class HeadlessReport:
                                      metrics=fmt_metrics(event.metrics))
             elif time.monotonic() - self.last_plain >= self.PLAIN_EVERY:
                 self.last_plain = time.monotonic()
-                c.print(f"step {event.step}  epoch {event.epoch}/{self.epochs}  {fmt_metrics(event.metrics)}  {rate}")
+                self.line(f"step {event.step}  epoch {event.epoch}/{self.epochs}  {fmt_metrics(event.metrics)}  {rate}")
         elif isinstance(event, EpochEnded):
-            self._epoch_train = event.metrics
+            self.epoch_train = event.metrics
         elif isinstance(event, Evaluated):
-            line = f"epoch {event.epoch}/{self.epochs}  {fmt_metrics({**getattr(self, '_epoch_train', {}), **event.metrics})}"
-            c.print(line)
+            self.line(f"epoch {event.epoch}/{self.epochs}  {fmt_metrics({**self.epoch_train, **event.metrics})}")
             self.last_plain = time.monotonic()
         elif isinstance(event, PictureReady):
             pass  # saved by the run store; listed at the end

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.markup import escape
 
 from dlcourse_tui.errors import UserError
 
@@ -158,7 +159,7 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: str, node_rank: i
     summary = find_run(run_id).summary
     status = summary.get("status")
     if status == "failed":
-        err.print(f"[bold red]run failed:[/] {summary.get('message', 'see the traceback in the run folder')}", soft_wrap=True)
+        err.print(f"[bold red]run failed:[/] {escape(summary.get('message', 'see the traceback in the run folder'))}", soft_wrap=True)
         return 1
     if status == "stopped":
         return 130
@@ -207,14 +208,14 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
         report.close()
     if dist is not None and not dist.is_main:
         if isinstance(final, RunFailed):
-            err.print(f"rank {dist.rank}: run failed: {final.message}", soft_wrap=True)
+            err.print(f"rank {dist.rank}: run failed: {final.message}", soft_wrap=True, markup=False)
             return 1
         return 0 if final.status == "completed" else 130
     summary = {"run_id": store.id, "path": str(store.path), "lesson": config.lesson, "model": config.model,
                "data": config.data, **store.record.summary}
-    if isinstance(final, RunFailed):
-        console.print(f"[bold red]run failed:[/] {final.message}", soft_wrap=True)
-        console.print(f"  folder {store.path}")
+    if isinstance(final, RunFailed):  # the sentence on stderr, where a learner looks for errors
+        err.print(f"[bold red]run failed:[/] {escape(final.message)}", soft_wrap=True)
+        err.print(f"  folder {store.path}", soft_wrap=True, markup=False)
         if as_json:
             print(json.dumps(summary, indent=2))
         return 1

@@ -65,6 +65,7 @@ def show_cmd(
 ) -> None:
     """One run: status, final metrics, curves, tables, pictures, and where its files are."""
     from rich.table import Table
+    from rich.text import Text
 
     from dlcourse_tui.cli.console import out
     from dlcourse_tui.engine.runs import find_run, metric_series
@@ -97,7 +98,8 @@ def show_cmd(
         if xs:
             series[f"val {name}"] = (xs, ys)
         if series:
-            out.print(line_chart(series, width=width, height=12, title=name, color=out.color_system is not None), highlight=False, markup=False)
+            chart = line_chart(series, width=width, height=12, title=name, color=out.color_system is not None)
+            out.print(Text.from_ansi(chart))  # plotext's colours as Rich styles: no escape cut by a wrap
     for t in r.tables():
         out.print(table_of(t["title"], t["columns"], t["rows"]))
     if pictures:

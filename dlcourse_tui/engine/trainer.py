@@ -53,6 +53,7 @@ class Trainer:
         self.steps_per_epoch = task.steps_per_epoch()
         # progress: `epoch` epochs are complete, `batch` batches of the current one are done
         self.step = 0
+        self.in_step = False  # inside task.train_step: a failure there is "at step self.step + 1"
         self.epoch = 0
         self.batch = 0
         self.elapsed_before = 0.0
@@ -96,9 +97,11 @@ class Trainer:
                 for batch in task.batches(self.epoch, start=self.batch):
                     if self._should_stop():
                         return self._finish("stopped")
+                    self.in_step = True
                     if self.fault_at is not None and self.step + 1 == self.fault_at:
                         raise RuntimeError(f"fault injected on rank {self.dist.rank} at step {self.fault_at}")
                     self.pending.append(task.train_step(batch))
+                    self.in_step = False
                     self.step += 1
                     self.batch += 1
                     if self.step % cfg.log_every == 0:
@@ -108,7 +111,8 @@ class Trainer:
         except Diverged as e:
             return self._fail(str(e), "")
         except Exception as e:  # noqa: BLE001 - any failure ends as RunFailed, never a dead thread
-            return self._fail(failure_sentence(e, self.step, cfg.batch_size), traceback.format_exc())
+            where = f"step {self.step + 1}" if self.in_step else f"the end of epoch {self.epoch + 1} (after step {self.step})"
+            return self._fail(failure_sentence(e, where, cfg.batch_size), traceback.format_exc())
 
     def _should_stop(self) -> bool:
         if self.dist is not None:
@@ -219,10 +223,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def failure_sentence(e: BaseException, step: int, batch_size: int) -> str:
-    """What a learner reads when a step raised."""
+def failure_sentence(e: BaseException, where: str, batch_size: int) -> str:
+    """What a learner reads when training raised `e` at `where` ("step 5", or the end of an epoch)."""
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
-        return (f"The run ran out of memory at step {step} with batch size {batch_size}. "
+        return (f"The run ran out of memory at {where} with batch size {batch_size}. "
                 f"Try a smaller batch, e.g. --set batch_size={max(1, batch_size // 2)}, or a smaller model.")
-    return (f"The run failed at step {step}: {type(e).__name__}: {e}. "
+    return (f"The run failed at {where}: {type(e).__name__}: {e}. "
             "The full traceback is saved as traceback.txt in the run folder.")
