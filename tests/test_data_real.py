@@ -1,9 +1,10 @@
 """Real datasets: files the tests write themselves, read through torchvision's own classes.
 
 Nothing here downloads: MNIST/Fashion-MNIST get real IDX files written by the test
-(torchvision only checks that the four uncompressed files exist); CIFAR-10 batches are
-md5-checked by torchvision, so a test-written batch is refused and only the error paths
-are tested for it; ImageFolder gets a tree of real PNG files written with Pillow.
+(torchvision only checks that the four uncompressed files exist); CIFAR-10 gets pickled
+batches in the real format, refused by torchvision's md5 check as they should be, and
+read through the real code once that check alone is bypassed; ImageFolder gets a tree of
+real PNG files written with Pillow.
 """
 
 from __future__ import annotations
@@ -322,18 +323,45 @@ def test_only_the_missing_files_are_named(tmp_path: Path) -> None:
     assert "train-images" not in msg and "t10k-images" not in msg
 
 
-def test_cifar10_test_written_batches_are_refused_by_torchvision_md5(tmp_path: Path) -> None:
-    """torchvision md5-checks every CIFAR-10 batch, so honest fake batches cannot load."""
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
+def write_cifar10(root: Path, n_per_batch: int = 4) -> dict[str, np.ndarray]:
+    """The six batches and the meta file of cifar-10-batches-py, as CIFAR-10's own pickles:
+    rows of 3072 bytes (1024 red, 1024 green, 1024 blue, each row-major 32×32)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    rows = {}
     for f in MISSING["cifar10"]:
         name = f.split("/")[1]
-        entry = {"label_names": [str(i) for i in range(10)]} if name == "batches.meta" else {
-            "data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        if name == "batches.meta":
+            entry = {"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_per_batch}
+        else:
+            rows[name] = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+            entry = {"batch_label": name, "data": rows[name], "labels": [(i * 3) % 10 for i in range(n_per_batch)]}
         (folder / name).write_bytes(pickle.dumps(entry))
+    return rows
+
+
+def test_cifar10_test_written_batches_are_refused_by_torchvision_md5(tmp_path: Path) -> None:
+    """torchvision md5-checks every CIFAR-10 batch, so honest fake batches cannot load."""
+    write_cifar10(tmp_path)
     with pytest.raises(UserError, match=r"CIFAR-10 files in .* are unreadable or corrupted \(Dataset not found or corrupted"):
         load_real("cifar10", data_dir=tmp_path, download=False)
+
+
+def test_cifar10_batches_become_the_uint8_nchw_tensors_pixel_for_pixel(tmp_path: Path, monkeypatch) -> None:
+    import torchvision.datasets.cifar as tv_cifar
+
+    rows = write_cifar10(tmp_path)
+    # torchvision's md5 checks of the batches and of the meta file, and nothing else
+    monkeypatch.setattr(tv_cifar.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
+    ds = load_real("cifar10", data_dir=tmp_path, download=False)
+    train = np.concatenate([rows[f"data_batch_{i}"] for i in range(1, 6)])  # (20, 3072)
+    assert ds.train.x.dtype == torch.uint8 and ds.train.x.shape == (20, 3, 32, 32) and ds.input_shape == (3, 32, 32)
+    assert torch.equal(ds.train.x, torch.from_numpy(train).view(20, 3, 32, 32))  # channel planes, row-major
+    assert torch.equal(ds.val.x, torch.from_numpy(rows["test_batch"]).view(4, 3, 32, 32))
+    assert ds.train.y.tolist() == [(i * 3) % 10 for i in range(4)] * 5 and ds.val.y.dtype == torch.int64
+    assert ds.classes == tuple(f"class{i}" for i in range(10))
 
 
 # ----------------------------------------------------------------------------- arguments
