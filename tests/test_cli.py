@@ -127,6 +127,13 @@ def test_runs_list_show_and_compare(dlc) -> None:
     (["run", "linear", "--variant", "fullbatch"], "--variant fullbatch: this lesson has no such variant"),
     (["run", "linear", "--device", "cuda"], "--device cuda: CUDA is not available here"),
     (["run", "linear", "--resume", "nosuchrun"], "no run 'nosuchrun'"),
+    (["run", "linear", "--nproc-per-node", "0"], "--nproc-per-node 0: give 1 or more processes per machine"),
+    (["run", "linear", "--nproc-per-node", "-1"], "--nproc-per-node -1: give 1 or more processes per machine"),
+    (["run", "linear", "--device", "cuda", "--nproc-per-node", "2"], "--device cuda: CUDA is not available here"),
+    (["run", "linear", "--nnodes", "2", "--node-rank", "5", "--rdzv-endpoint", "127.0.0.1:29500"],
+     "--node-rank 5 is out of range for --nnodes 2: give 0 … 1"),
+    (["run", "linear", "--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+    (["run", "linear", "--nnodes", "2", "--rdzv-endpoint", "node0"], "--rdzv-endpoint node0: give HOST:PORT of node 0"),
     (["runs", "show", "nosuchrun"], "no run 'nosuchrun'"),
     (["lesson", "show", "zzz"], "no lesson 'zzz'"),
 ])

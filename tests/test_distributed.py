@@ -1,9 +1,16 @@
-"""The same run under torchrun with two CPU processes (gloo, loopback only)."""
+"""The same run under torchrun with two CPU processes (gloo, loopback only).
+
+Every process these tests start is bounded in time: past its limit, the launcher,
+torchrun and the workers are all killed (they live in separate sessions, so the whole
+process tree is collected first), and the test fails.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,13 +20,85 @@ import pytest
 import torch
 
 from dlcourse_tui.engine.checkpoint import load_checkpoint
+from dlcourse_tui.engine.events import RunFailed
+from dlcourse_tui.engine.runs import RankFailureRecorder
 
 RUN = ["run", "mlp", "--set", "n_train=256", "--set", "n_val=64", "--set", "batch_size=64", "--set", "log_every=2"]
+LONG_RUN = ["run", "mlp", "--set", "n_train=2048", "--set", "n_val=64", "--set", "batch_size=64", "--epochs", "1000"]
+# gloo's connections on the loopback interface; the launcher's own rendezvous is on localhost
+# (--standalone) or 127.0.0.1 (the tests' --rdzv-endpoint). torch's TCPStore has no bind-address
+# option, so its listening socket takes the wildcard address, but nothing connects from elsewhere.
+LOOPBACK = {"GLOO_SOCKET_IFNAME": "lo" if sys.platform.startswith("linux") else "lo0", "MASTER_ADDR": "127.0.0.1"}
+GLOO_FAILURE = ("RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:561] "
+                "Connection closed by peer [127.0.0.1]:34473")
+
+
+def start(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`dlc ARGS` in the background, in a session of its own, on loopback."""
+    return subprocess.Popen([sys.executable, "-m", "dlcourse_tui.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, **LOOPBACK, "OMP_NUM_THREADS": "1", "DLC_HOME": str(home), **(env or {})})
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Wait for `proc`; past `timeout`, kill it with all its descendants and fail."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(proc.args[3:])} ran past {timeout} s; it and its processes were killed.\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def dlc(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dlcourse_tui.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "DLC_HOME": str(home), **(env or {})})
+    return finish(start(home, *args, env=env), timeout)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid`'s process group and every descendant (torchrun and its workers have sessions of their own)."""
+    tree = descendants(pid)
+    for kill in [lambda: os.killpg(pid, signal.SIGKILL), *(lambda p=p: os.kill(p, signal.SIGKILL) for p in tree)]:
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (not zombies)."""
+    out = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(pid)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def only_run(home: Path) -> Path:
@@ -77,15 +156,79 @@ def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_pa
     assert_same_params(single, run)
 
 
-def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path) -> None:
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path, rank) -> None:
     t0 = time.monotonic()
-    r = dlc(tmp_path, *RUN, "--epochs", "50", "--nproc-per-node", "2", env={"DLC_FAULT_INJECT": "rank=1,step=3"})
+    r = dlc(tmp_path, *RUN, "--epochs", "50", "--nproc-per-node", "2", env={"DLC_FAULT_INJECT": f"rank={rank},step=3"})
     took = time.monotonic() - t0
     assert r.returncode == 1
-    assert "rank 1: The run failed at step 3: RuntimeError: fault injected on rank 1 at step 3" in r.stderr
+    cause = f"rank {rank}: The run failed at step 3: RuntimeError: fault injected on rank {rank} at step 3"
+    # the launcher's last line names the failing rank and its error, not a peer's "Connection closed"
+    assert r.stderr.strip().splitlines()[-1].startswith(f"run failed: {cause}"), r.stderr[-3000:]
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
-    assert summary["status"] == "failed" and summary["failed_rank"] == 1
+    assert summary["status"] == "failed" and summary["failed_rank"] == rank
+    assert summary["message"].startswith(cause)
     assert took < 60, took
+
+
+def test_the_first_rank_failure_stands_and_gloo_text_is_shown_verbatim(single, tmp_path) -> None:
+    home = tmp_path / "home"
+    run = home / "runs" / single.name
+    run.mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl"):
+        (run / name).write_text((single / name).read_text())
+    (run / "summary.json").write_text(json.dumps({"status": "running"}))
+    RankFailureRecorder(run, 1)(RunFailed(message=f"The run failed at step 3: {GLOO_FAILURE}. The full traceback "
+                                          "is saved as traceback.txt in the run folder.", step=2, traceback="tb 1"))
+    RankFailureRecorder(run, 0)(RunFailed(message="The run failed at step 3: RuntimeError: later", step=2, traceback=""))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["failed_rank"] == 1 and GLOO_FAILURE in summary["message"]
+    assert summary["message"].endswith("saved as traceback-rank1.txt in the run folder.")
+    assert (run / "traceback-rank1.txt").read_text() == "tb 1"
+    show = dlc(home, "runs", "show", run.name, "--no-pictures")  # the [/__w/...] path is text, not Rich markup
+    assert show.returncode == 0, show.stderr
+    assert GLOO_FAILURE in show.stdout.replace("\n", "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_to_the_launcher_stops_every_worker_with_a_checkpoint(tmp_path, signum) -> None:
+    proc, tree = start(tmp_path, *LONG_RUN, "--nproc-per-node", "2"), set()
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("runs/*/metrics.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tree = descendants(proc.pid)
+        assert len(tree) >= 3, tree  # torchrun and two workers
+        t0 = time.monotonic()
+        proc.send_signal(signum)
+        r = finish(proc, timeout=30)
+        while alive(tree) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert not alive(tree), f"still running {time.monotonic() - t0:.1f} s after {signum.name}: {alive(tree)}"
+    finally:  # whatever happened above, nothing is left running
+        if proc.poll() is None:
+            kill_tree(proc.pid)
+        for pid in alive(tree):
+            os.kill(pid, signal.SIGKILL)
+    assert r.returncode == 130, r.stderr[-3000:]
+    run = only_run(tmp_path)
+    assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
+    assert (run / "checkpoint.pt").is_file()
+
+
+def test_two_machines_on_loopback_put_the_run_on_node_0(single, tmp_path) -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    args = [*RUN, "--epochs", "2", "--nnodes", "2", "--rdzv-endpoint", endpoint]
+    later = start(nodes[1], *args, "--node-rank", "1")  # the order nodes start in does not matter
+    first = finish(start(nodes[0], *args, "--node-rank", "0"))
+    second = finish(later)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"node 1: done; the run folder and checkpoint are on node 0 ({endpoint})" in second.stderr
+    assert not (nodes[1] / "runs").exists()
+    assert_same_params(single, only_run(nodes[0]))
 
 
 def test_tasks_that_cannot_be_split_and_uneven_batches_are_refused(tmp_path) -> None:
@@ -96,4 +239,10 @@ def test_tasks_that_cannot_be_split_and_uneven_batches_are_refused(tmp_path) -> 
         r = dlc(tmp_path, "run", lesson, "--nproc-per-node", "2")
         assert r.returncode == 2
         assert f"lesson {lesson} ({lesson}) does not run in several processes yet" in r.stderr
+    for rank in ("0", "1"):  # each torchrun worker of `torchrun ... -m dlcourse_tui.cli run ... --grid`
+        r = dlc(tmp_path, "run", "training-techniques", "--grid", timeout=30,
+                env={"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"})
+        assert r.returncode == 2
+        assert r.stderr.strip() == ("dlc: --grid runs every variant of the lesson, one after another in one process, "
+                                    "not under torchrun (WORLD_SIZE=2 here): start it as dlc run training-techniques --grid.")
     assert not (tmp_path / "runs").exists()

@@ -10,6 +10,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
+
 from dlcourse_tui.errors import UserError
 
 
@@ -91,7 +93,7 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
                 report.close()
             arms.append(arm_of(variant, store, final, lesson.target))
             if isinstance(final, RunFailed):
-                console.print(f"[bold red]arm {variant} failed:[/] {final.message}", soft_wrap=True)
+                console.print(f"[bold red]arm {variant} failed:[/] {escape(final.message)}", soft_wrap=True)
                 code = 1
             elif final.status == "stopped":
                 code = 130

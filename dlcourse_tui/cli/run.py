@@ -41,8 +41,8 @@ def run_cmd(
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or a unique part of it)."),
     grid: bool = typer.Option(False, "--grid", help="Run every variant of the lesson in turn (same seed and data), then one chart and table comparing them."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
-    nnodes: str = typer.Option("1", "--nnodes", help="Machines taking part (torchrun's --nnodes).", rich_help_panel="Several processes or machines"),
-    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1.", rich_help_panel="Several processes or machines"),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part; start the same command on each.", rich_help_panel="Several processes or machines"),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1; node 0 is the one at --rdzv-endpoint, takes rank 0 and writes the run folder.", rich_help_panel="Several processes or machines"),
     rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, reachable from every node (with --nnodes > 1).", rich_help_panel="Several processes or machines"),
 ) -> None:
     """Run a lesson's experiment headless: live progress, then a table of final metrics.
@@ -51,12 +51,17 @@ def run_cmd(
     dlc run mlp --set hidden=8 --epochs 20   ·   dlc run linear --resume 20261126-1530   ·
     dlc run training-techniques --grid
     """
+    from dlcourse_tui.engine.distributed import check_launch, in_torchrun_worker
     from dlcourse_tui.lessons import find_lesson
 
     les = find_lesson(lesson)
-    if grid and (resume or variant or nproc_per_node > 1 or nnodes not in ("", "1")):
+    if grid and (resume or variant or nproc_per_node > 1 or nnodes > 1):
         raise UserError("--grid runs every variant of the lesson, one after another in this process; "
                         "drop --resume, --variant and --nproc-per-node (or resume one arm on its own).")
+    if grid and in_torchrun_worker():
+        raise UserError(f"--grid runs every variant of the lesson, one after another in one process, not under torchrun "
+                        f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')} here): start it as dlc run {les.id} --grid.")
+    check_launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
     record = None
     if resume:
         from dlcourse_tui.engine.config import RunConfig
@@ -92,7 +97,7 @@ def run_cmd(
 
             raise typer.Exit(run_grid(les, sets=sets, overrides=overrides, clear=clear, as_json=as_json))
         config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
-    if (nproc_per_node > 1 or nnodes not in ("", "1")) and "RANK" not in os.environ:
+    if (nproc_per_node > 1 or nnodes > 1) and "RANK" not in os.environ:
         exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                                        rdzv_endpoint=rdzv_endpoint)
     else:
@@ -121,38 +126,40 @@ def worker_args(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_distributed(config, *, nproc_per_node: int, nnodes: str, node_rank: int, rdzv_endpoint: str) -> int:
+def launch_distributed(config, *, nproc_per_node: int, nnodes: int, node_rank: int, rdzv_endpoint: str) -> int:
     """Start this same command under torchrun and wait; report how the run ended."""
     import subprocess
     import tempfile
 
     from dlcourse_tui.cli.console import err
-    from dlcourse_tui.engine.distributed import launcher_command
+    from dlcourse_tui.engine.devices import resolve_device
+    from dlcourse_tui.engine.distributed import check_launch_device, end_with_parent, launcher_command
     from dlcourse_tui.engine.runs import find_run
     from dlcourse_tui.engine.session import check_distributable
 
-    world = nproc_per_node * (int(nnodes) if nnodes.isdigit() else 1)
-    check_distributable(config, world)
+    check_distributable(config, nproc_per_node * nnodes)
+    check_launch_device(resolve_device(config.train.device), nproc_per_node)
     cmd = launcher_command(worker_args(sys.argv[1:]), nproc_per_node=nproc_per_node, nnodes=nnodes,
                            node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    _fetch_data_once(config)
     with tempfile.TemporaryDirectory(prefix="dlc-launch-") as tmp:
         id_file = Path(tmp) / "run-id"
-        # torchrun runs in its own session, so Ctrl+C reaches only this process, which passes it on
-        # once: torchrun hands it to every worker, and the workers stop together and checkpoint.
-        proc = subprocess.Popen(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}, start_new_session=True)
-
-        def forward(signum, frame) -> None:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            err.print("\nstopping all processes after this read-back and saving a checkpoint…")
-            proc.send_signal(signal.SIGINT)
-
-        previous = signal.signal(signal.SIGINT, forward)
-        try:
-            rc = proc.wait()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        # torchrun runs in its own session, so a terminal's Ctrl+C reaches only this process, which
+        # passes it on once; torchrun hands it to every worker, and the workers stop together and
+        # checkpoint. SIGTERM and SIGHUP (a closed SSH session) are passed on the same way, and
+        # torchrun gets SIGTERM if this process dies without passing anything on.
+        proc = subprocess.Popen(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}, start_new_session=True,
+                                preexec_fn=end_with_parent)
+        rc = _wait_forwarding_signals(proc)
         run_id = id_file.read_text().strip() if id_file.exists() else ""
     if not run_id:
+        if node_rank > 0:
+            if rc:
+                err.print(f"[bold red]node {node_rank}: the distributed run failed[/] (torchrun exit code {rc}); "
+                          "the failing rank and its error are in the lines above and in the run folder on node 0.")
+            else:
+                err.print(f"node {node_rank}: done; the run folder and checkpoint are on node 0 ({escape(rdzv_endpoint)}).")
+            return 1 if rc else 0
         if rc:
             err.print(f"[bold red]the distributed run failed before it started[/] (torchrun exit code {rc}).")
         return 1 if rc else 0
@@ -164,6 +171,50 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: str, node_rank: i
     if status == "stopped":
         return 130
     return 0 if rc == 0 and status == "completed" else 1
+
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _wait_forwarding_signals(proc) -> int:
+    """Wait for torchrun; pass the first SIGINT, SIGTERM or SIGHUP on to it (SIGINT as SIGINT, else SIGTERM)."""
+    from dlcourse_tui.cli.console import err
+
+    def forward(signum, frame) -> None:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        try:  # after SIGHUP the terminal may be gone
+            err.print(f"\n{signal.Signals(signum).name}: stopping all processes after this read-back and saving a checkpoint…")
+        except (OSError, ValueError):
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _fetch_data_once(config) -> None:
+    """With --download, fetch a missing real dataset here, once, before the workers start.
+
+    Otherwise every process of this machine would download the same files into the same
+    folder at the same time.
+    """
+    from dlcourse_tui.data import REAL
+
+    if config.data not in REAL or config.data == "imagefolder" or not config.data_args.get("download") \
+            or not config.data_args.get("dir"):
+        return  # nothing to fetch, or an error each worker reports
+    from dlcourse_tui.data.real import missing_files
+
+    if not missing_files(config.data, Path(config.data_args["dir"]).expanduser()):
+        return
+    from dlcourse_tui.data import load_dataset
+
+    load_dataset(config.data, seed=config.train.seed, args=config.data_args, lesson=config.lesson)
 
 
 def _check_data_name(name: str) -> None:

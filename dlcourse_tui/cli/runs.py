@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from dlcourse_tui.engine.runs import RunRecord
@@ -83,7 +84,7 @@ def show_cmd(
               + (f" · {s['num_params']:,} parameters" if "num_params" in s else "")
               + (f" · {s['elapsed']:.1f} s on {s.get('device', '?')}" if "elapsed" in s else ""))
     if s.get("message"):
-        out.print(f"[red]{s['message']}[/]")
+        out.print(f"[red]{escape(s['message'])}[/]")
     final = _final(r)
     if final:
         out.print("final: " + fmt_metrics(final))

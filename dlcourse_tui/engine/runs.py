@@ -233,20 +233,32 @@ class RunStore:
 
 
 class RankFailureRecorder:
-    """What a distributed run's other ranks write: only their failure, named by rank."""
+    """A distributed run's failure, named by rank, in rank 0's run folder; the first one stands.
+
+    When one rank fails, its peers fail after it ("Connection closed by peer" from gloo):
+    their failures follow from the first and must not overwrite it. Rank 0 listens with
+    one of these ahead of its RunStore, so its own failure is named by rank as well.
+    """
 
     def __init__(self, run_dir: Path, rank: int) -> None:
         self.record = RunRecord(run_dir.name, run_dir)
         self.rank = rank
 
     def __call__(self, event: Event) -> None:
-        if not isinstance(event, RunFailed):
+        if not isinstance(event, RunFailed) or not self.record.path.is_dir():
+            return  # no failure, or the folder is on another machine: this rank's stderr names it
+        message = event.message
+        if self.rank != 0:  # rank 0's RunStore writes traceback.txt
+            name = f"traceback-rank{self.rank}.txt"
+            message = message.replace("traceback.txt", name)
+            if event.traceback:
+                (self.record.path / name).write_text(event.traceback)
+        summary = self.record.summary
+        if summary.get("status") == "failed":  # a rank failed before this one: the cause is already recorded
             return
-        if event.traceback:
-            (self.record.path / f"traceback-rank{self.rank}.txt").write_text(event.traceback)
-        summary = {**self.record.summary, "status": "failed", "step": event.step, "failed_rank": self.rank,
-                   "message": f"rank {self.rank}: {event.message}", "finished": _now()}
-        write_json_atomic(self.record.path / "summary.json", summary)
+        write_json_atomic(self.record.path / "summary.json",
+                          {**summary, "status": "failed", "step": event.step, "failed_rank": self.rank,
+                           "message": f"rank {self.rank}: {message}", "finished": _now()})
 
 
 def _now() -> str:

@@ -87,6 +87,8 @@ def execute(
         else:
             store = RunStore.create(cfg, store_root)
         listeners: list[Callback] = [store, *callbacks]
+        if dist is not None:  # ahead of the store: rank 0's failure is recorded with its rank
+            listeners.insert(0, RankFailureRecorder(store.path, dist.rank))
         checkpoint = store.record.checkpoint
     if dist is not None:  # rank 0 alone writes the run; the others only record their failure
         run_dir = Path(broadcast_text(str(store.path) if store else "", dist))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -247,7 +248,7 @@ class RunScreen(Screen):
         self.sub_title = r.id
         lesson, model, knobs, acc, loss, status, date = run_row(r)
         s = r.summary
-        extra = f"\n{s['message']}" if s.get("message") else ""
+        extra = f"\n{escape(s['message'])}" if s.get("message") else ""  # gloo's messages hold [paths]
         self.query_one("#run-summary", Static).update(
             f"{r.id}\n{lesson} · {model} · {knobs} · {status} · val acc {acc or '-'} · val loss {loss or '-'}{extra}\n{r.path}")
         m = r.metrics()
