@@ -246,3 +246,23 @@ def test_tasks_that_cannot_be_split_and_uneven_batches_are_refused(tmp_path) -> 
         assert r.stderr.strip() == ("dlc: --grid runs every variant of the lesson, one after another in one process, "
                                     "not under torchrun (WORLD_SIZE=2 here): start it as dlc run training-techniques --grid.")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_launcher_downloads_a_missing_dataset_once_before_the_workers(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import dlcourse_tui.data
+    import dlcourse_tui.data.real
+    from dlcourse_tui.cli.run import _fetch_data_once
+
+    fetched: list[str] = []
+    monkeypatch.setattr(dlcourse_tui.data, "load_dataset", lambda name, **kw: fetched.append(name))
+    config = SimpleNamespace(data="cifar10", data_args={"dir": str(tmp_path), "download": True},
+                             train=SimpleNamespace(seed=0), lesson="convolutional-networks")
+    monkeypatch.setattr(dlcourse_tui.data.real, "missing_files", lambda name, root: [root / "data_batch_1"])
+    _fetch_data_once(config)
+    assert fetched == ["cifar10"]
+    monkeypatch.setattr(dlcourse_tui.data.real, "missing_files", lambda name, root: [])
+    _fetch_data_once(config)  # the files are there: nothing to fetch
+    _fetch_data_once(SimpleNamespace(**{**vars(config), "data_args": {"dir": str(tmp_path)}}))  # no --download
+    assert fetched == ["cifar10"]
