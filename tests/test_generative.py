@@ -205,6 +205,14 @@ def test_a_gan_step_updates_d_then_g_and_never_the_other_one() -> None:
     assert {"loss", "loss_d", "loss_g", "d_acc_real", "d_acc_fake"} <= set(metrics)
 
 
+def test_a_batch_too_small_for_d_to_pack_and_compare_is_refused_with_the_sizes() -> None:
+    with pytest.raises(UserError) as info:  # 70 % 32 leaves a last batch of 6; pack 4 × 2 to compare = 8
+        prepare_run(tiny("gan", n_train=70, batch_size=32, pack=4, mbd_kernels=4, quality_samples=0))
+    assert str(info.value) == ("D needs batches of at least 8 images (pack=4, times 2 to compare samples), but "
+                               "batch_size=32 on 70 training images leaves a batch of 6; change batch_size or n_train.")
+    prepare_run(tiny("gan", n_train=72, batch_size=32, pack=4, mbd_kernels=4, quality_samples=0))  # a last batch of 8
+
+
 def test_a_resumed_gan_continues_both_players_and_the_weight_average_exactly() -> None:
     cfg = tiny("gan", epochs=2, quality_samples=50, ema=0.9)
     full, _, full_events = run_to_end(cfg)
@@ -278,6 +286,26 @@ def test_a_packing_discriminator_judges_m_images_at_once() -> None:
     assert model(torch.randn(6, model.cfg.latent)).shape == (3, 1)
     with pytest.raises(ValueError, match="pack"):
         pack(x[:1], 2)
+
+
+def test_minibatch_discrimination_tells_each_sample_how_common_it_is_in_its_batch() -> None:
+    from dlcourse_tui.models.gan import MinibatchDiscrimination
+    from dlcourse_tui.models.registry import create_model
+
+    mbd = MinibatchDiscrimination(3, kernels=2, dim=3)
+    with torch.no_grad():
+        mbd.T.weight.copy_(torch.cat([torch.eye(3), 2 * torch.eye(3)]))  # (K·D, F): two scaled copies of f
+    f = torch.tensor([[0.0, 0, 0]] * 3 + [[99.0, 0, 0], [0, 99.0, 0], [0, 0, 99.0]])  # three copies, three loners
+    out = mbd(f)
+    assert out.shape == (6, 3 + 2) and torch.equal(out[:, :3], f)
+    o = out[:, 3:]  # (6, K)
+    assert torch.allclose(o[:3], torch.full((3, 2), 2 / 5), atol=1e-6)  # two look-alikes among five others
+    assert o[3:].max() < 1e-6  # nobody looks like a loner
+    model = create_model("dcgan", input_shape=(1, 28, 28), num_classes=10,
+                         args={"mbd_kernels": 4, "pack": 2, "d_channels": 8, "g_channels": 8})
+    logits = model(torch.randn(8, model.cfg.latent))
+    logits.sum().backward()
+    assert logits.shape == (4, 1) and model.discriminator.mbd.T.weight.grad.abs().sum() > 0
 
 
 # ---------------------------------------------------------------------------- the judge

@@ -49,6 +49,7 @@ class GANTask(GenerativeTask):
         self.quality_samples = int(args.get("quality_samples", 1000))
         model = self.build_model()
         self.G, self.D = model.generator, model.discriminator
+        self._check_batches(model.cfg.pack, model.cfg.mbd_kernels > 0)
         self.latent = model.cfg.latent
         decay = float(args.get("ema", 0.0))
         self.ema = EMA(self.G, decay) if decay > 0 else None  # the G that samples (None: G itself)
@@ -66,15 +67,27 @@ class GANTask(GenerativeTask):
         self.schedulers = {k: s for k, s in scheds.items() if s is not None}
         self.fixed_z = torch.randn(64, self.latent, generator=self.eval_generator(1)).to(self.device)  # the picture's z
 
+    def _check_batches(self, pack: int, compares: bool) -> None:
+        """Every batch, the epoch's last (shorter) one included, must fill a pack of D's, and
+        two when D compares the samples of a batch (minibatch discrimination)."""
+        self.d_batch_min = need = pack * (2 if compares else 1)
+        bs, n = self.config.train.batch_size, len(self.data.train)
+        sizes = {min(bs, n)} | ({n % bs} if n % bs else set())
+        if min(sizes) < need:
+            raise UserError(f"D needs batches of at least {need} images (pack={pack}"
+                            f"{', times 2 to compare samples' if compares else ''}), but batch_size={bs} on "
+                            f"{n} training images leaves a batch of {min(sizes)}; change batch_size or n_train.")
+
     def num_params(self) -> int:
         """G's and D's parameters; the weight average is a copy of G, not more model."""
         return sum(p.numel() for m in (self.G, self.D) for p in m.parameters())
 
     # -- the two updates -------------------------------------------------------------
     def d_step(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """One update of D on real (B, C, H, W) and fake images; G is not touched."""
-        d_real = self.D(real)  # (B, 1) logits
-        d_fake = self.D(fake.detach())  # (B, 1); detach: no gradient reaches G
+        """One update of D on real (B, C, H, W) and fake images; G is not touched. D's
+        accuracies count packs (with model.pack = 1, images)."""
+        d_real = self.D(real)  # (B/m, 1) logits, one per pack of m images (m = model.pack)
+        d_fake = self.D(fake.detach())  # (B/m, 1); detach: no gradient reaches G
         loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                 + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         self.opt_D.zero_grad(set_to_none=True)
@@ -85,7 +98,7 @@ class GANTask(GenerativeTask):
 
     def g_step(self, fake: Tensor) -> Tensor:
         """One update of G through the (just updated) D; D's parameters are not stepped."""
-        logits = self.D(fake)  # (B, 1)
+        logits = self.D(fake)  # (B/m, 1)
         if self.g_loss == "non-saturating":
             loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))  # −log D(G(z))
         else:
@@ -130,7 +143,9 @@ class GANTask(GenerativeTask):
         and D's accuracy on validation images."""
         self.D.eval()
         val = self.data.val
-        out = {"val_d_acc_real": (self.D(self.signed(val.x[:1000])) > 0).float().mean().item()}
+        out = {}
+        if len(val) >= self.d_batch_min:  # D's accuracy per pack of validation images
+            out["val_d_acc_real"] = (self.D(self.signed(val.x[:1000])) > 0).float().mean().item()
         if self.quality_samples > 0:
             judge = self.judge()
             out.update({f"val_{k}": v for k, v in judge.score(self.generate(self.quality_samples)).items()})
