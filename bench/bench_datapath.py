@@ -11,7 +11,9 @@ Both produce shuffled (B, C, H, W) float batches in [0, 1] with labels. The colo
 transforms differ in detail (a per-channel gain and offset against ColorJitter's
 brightness, contrast and saturation); both touch every pixel a few times. Prints images
 per second (best of --repeats passes over the set) and the ratio against the better
-baseline. Run from the repository root: `python bench/bench_datapath.py [--n 4096]`.
+baseline. The tensor path gets as many torch threads as the largest DataLoader has
+worker processes (`--threads 1` to see it on one core). Run from the repository root:
+`python bench/bench_datapath.py [--n 4096] [--threads T]`.
 Standard library, torch and torchvision only; not a test.
 """
 
@@ -108,9 +110,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4096, help="images (32×32 RGB `shapes`)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the images (after a warm-up)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the tensor path and the main process")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of the tensor path and the main process (default: as many as the "
+                             "largest --workers, so both paths may use the same cores)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to time")
     args = parser.parse_args()
+    args.threads = args.threads or max(1, *args.workers)
     torch.set_num_threads(args.threads)
     data = shapes_dataset(n_train=args.n, n_val=1, seed=0)
     x, y = data.train.x, data.train.y  # (N, 3, 32, 32) uint8, (N,)

@@ -1,7 +1,8 @@
-"""Each chapter-1 lesson's default run, headless, as a learner starts it: wall time of
-the whole command and the final metrics (from `dlc run ... --json`).
+"""Lessons' default runs, headless, as a learner starts them: wall time of the whole
+command, the final metrics (from `dlc run ... --json`) and the target line.
 
-    python bench/bench_lessons.py [lesson ...] [--variant NAME]
+    python bench/bench_lessons.py [lesson ...] [--variant NAME]   # default: chapter 1
+    python bench/bench_lessons.py autoencoder vae gan diffusion   # chapter 3
 """
 
 from __future__ import annotations
