@@ -26,6 +26,17 @@ def test_help_lists_the_commands_and_imports_no_torch() -> None:
     assert out.strip().endswith("NO-TORCH")
 
 
+@pytest.mark.parametrize("args", [["run", "nosuchlesson"], ["run", "linear", "--set", "lrr=1"],
+                                  ["run", "linear", "--nproc-per-node", "0"]])
+def test_a_mistyped_run_is_answered_before_torch_is_imported(args, dlc_home) -> None:
+    code = (f"import sys; sys.argv=['dlc', *{args!r}]\n"
+            "from dlcourse_tui.cli.app import main\n"
+            "try: main()\nexcept SystemExit as e: print('EXIT', e.code)\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert out.split() == ["EXIT", "2", "NO-TORCH"]
+
+
 def test_lessons_lists_chapter_one(dlc) -> None:
     r = dlc("lessons")
     assert r.code == 0

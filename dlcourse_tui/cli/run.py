@@ -51,7 +51,7 @@ def run_cmd(
     dlc run mlp --set hidden=8 --epochs 20   ·   dlc run linear --resume 20261126-1530   ·
     dlc run training-techniques --grid
     """
-    from dlcourse_tui.engine.distributed import check_launch, in_torchrun_worker
+    from dlcourse_tui.engine.launch import check_launch, in_torchrun_worker
     from dlcourse_tui.lessons import find_lesson
 
     les = find_lesson(lesson)
@@ -102,7 +102,8 @@ def run_cmd(
                                        rdzv_endpoint=rdzv_endpoint)
     else:
         exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
-        from dlcourse_tui.engine.distributed import context_from_env, exit_worker
+        from dlcourse_tui.engine.distributed import exit_worker
+        from dlcourse_tui.engine.launch import context_from_env
 
         if context_from_env() is not None:  # a torchrun worker
             exit_worker(exit_code)
@@ -133,7 +134,8 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: int, node_rank: i
 
     from dlcourse_tui.cli.console import err
     from dlcourse_tui.engine.devices import resolve_device
-    from dlcourse_tui.engine.distributed import check_launch_device, end_with_parent, launcher_command
+    from dlcourse_tui.engine.distributed import check_launch_device
+    from dlcourse_tui.engine.launch import end_with_parent, launcher_command
     from dlcourse_tui.engine.runs import find_run
     from dlcourse_tui.engine.session import check_distributable
 
@@ -234,7 +236,7 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
 
-    from dlcourse_tui.engine.distributed import context_from_env
+    from dlcourse_tui.engine.launch import context_from_env
 
     dist = context_from_env()
     console = err if as_json else out

@@ -15,9 +15,8 @@ from dlcourse_tui.engine.checkpoint import load_checkpoint
 from dlcourse_tui.engine.config import RunConfig
 from dlcourse_tui.engine.devices import DEFAULT_THREADS, cpu_threads, resolve_device
 from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
-from dlcourse_tui.engine.distributed import (
-    broadcast_text, close_process_group, context_from_env, distributed_device, init_process_group,
-)
+from dlcourse_tui.engine.distributed import broadcast_text, close_process_group, distributed_device, init_process_group
+from dlcourse_tui.engine.launch import context_from_env
 from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore
 from dlcourse_tui.engine.trainer import Trainer
 from dlcourse_tui.errors import UserError

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from dlcourse_tui.data.base import Dataset
 from dlcourse_tui.engine.config import RunConfig
-from dlcourse_tui.engine.distributed import DistContext
+from dlcourse_tui.engine.launch import DistContext
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 

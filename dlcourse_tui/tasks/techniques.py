@@ -26,7 +26,7 @@ from dlcourse_tui.render.images import chw_to_hwc, tile, to_rgb, upscale
 
 if TYPE_CHECKING:
     from dlcourse_tui.engine.config import RunConfig
-    from dlcourse_tui.engine.distributed import DistContext
+    from dlcourse_tui.engine.launch import DistContext
     from dlcourse_tui.tasks.classify import ClassifyTask
 
 AUGMENT_SEED_OFFSET = 7919  # keeps the augmenter's stream apart from the data's and the shuffle's
