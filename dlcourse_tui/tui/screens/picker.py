@@ -44,15 +44,18 @@ class KnobRow(Horizontal):
     KnobRow { height: auto; }
     """
 
-    def __init__(self, knob: Knob, value: str) -> None:
+    def __init__(self, knob: Knob, value: str, name: str, name_width: int) -> None:
         super().__init__(classes="knob-row")
         self.knob = knob
         self.value = value
+        self.name_text, self.name_width = name, name_width  # the key as --set takes it; the column's width
         self.error = ""
 
     def compose(self) -> ComposeResult:
         k = self.knob
-        yield Label(k.key.removeprefix("train."), classes="knob-name")
+        label = Label(self.name_text, classes="knob-name")
+        label.styles.width = self.name_width  # every name whole, one space before the value
+        yield label
         placeholder = "default" if self.value == "" else ""
         yield Input(self.value, placeholder=placeholder, compact=True, id=f"knob-{k.key.replace('.', '-')}",
                     classes="knob-input", tooltip=k.help)
@@ -107,9 +110,11 @@ class PickerScreen(Screen):
             defaults = knob_defaults(lesson)
             knobs = VerticalScroll(id="knobs")
             knobs.can_focus = False  # tab goes from field to field
+            names = {key: lesson.short_key(key) for key in lesson.knobs}
+            width = max(map(len, names.values()), default=0) + 1
             with knobs:
                 for key, knob in lesson.knobs.items():
-                    yield KnobRow(knob, show_value(defaults[key]))
+                    yield KnobRow(knob, show_value(defaults[key]), names[key], width)
         yield Static("", id="picker-status", markup=False)
         with Horizontal(id="picker-buttons"):
             yield Button("Start ^s", id="start", variant="success", compact=True)
