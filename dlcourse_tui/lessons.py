@@ -45,6 +45,32 @@ class Target:
 
 
 @dataclass(frozen=True)
+class MetricChart:
+    """The chart of a lesson's headline metric: its title, and the keys of its training
+    (per step) and validation (per evaluation) series."""
+
+    title: str
+    train: str
+    val: str
+
+
+ACCURACY_CHART = MetricChart("accuracy", "acc", "val_acc")
+
+
+def headline_chart(lesson_id: str) -> MetricChart:
+    """The chart of the lesson's target metric beside the loss: accuracy for a classifier,
+    the class coverage of a GAN, the ELBO of a VAE, ... (accuracy for an unknown lesson)."""
+    try:
+        target = find_lesson(lesson_id).target
+    except UserError:
+        return ACCURACY_CHART
+    if target is None or target.metric == ACCURACY_CHART.val:
+        return ACCURACY_CHART
+    name = target.metric.removeprefix("val_")
+    return MetricChart(name.replace("_", " "), name, target.metric)
+
+
+@dataclass(frozen=True)
 class Lesson:
     """One lesson: its text and its experiment."""
 

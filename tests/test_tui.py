@@ -123,6 +123,21 @@ async def test_picker_refuses_invalid_knob_and_resets() -> None:
         assert isinstance(app.screen, BrowserScreen)
 
 
+async def test_beside_the_loss_a_gan_run_charts_its_lesson_target_not_an_accuracy() -> None:
+    from dlcourse_tui.lessons import find_lesson
+
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        config = find_lesson("gan").config(sets=["n_train=64", "n_val=32", "batch_size=16", "quality_samples=50"],
+                                          overrides={"train.epochs": 2})
+        handle = app.start_run(config)
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        await wait_for(pilot, lambda: handle.phase == "completed", timeout=120, what="RunFinished")
+        chart = app.screen.query_one("#metric-chart", Curves)
+        await wait_for(pilot, lambda: len(chart.series["val"][0]) == 2, what="two evaluations charted")
+        assert chart.title == "class coverage" and all(0 <= v <= 10 for v in chart.series["val"][1])
+
+
 async def test_tiny_run_trains_and_charts_arrive() -> None:
     app = DLCApp(preload_torch=False)
     async with app.run_test(size=SIZE) as pilot:

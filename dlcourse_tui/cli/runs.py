@@ -90,7 +90,10 @@ def show_cmd(
         out.print("final: " + fmt_metrics(final))
     metrics = r.metrics()
     width = min(out.width, 100)
-    for name, val_name in (("loss", "val_loss"), ("acc", "val_acc")):
+    from dlcourse_tui.lessons import headline_chart
+
+    metric = headline_chart(str(cfg.get("lesson", "")))  # the lesson's target metric, beside the loss
+    for name, val_name in (("loss", "val_loss"), (metric.train, metric.val)):
         series = {}
         xs, ys = metric_series(metrics, "step", name)
         if xs:

@@ -1,4 +1,4 @@
-"""The training dashboard: progress, live loss and accuracy curves, the latest picture and
+"""The training dashboard: progress, live curves of the loss and of the lesson's target metric, the latest picture and
 a log. Step metrics are read from the run's buffer on a timer (2 Hz); other events arrive
 as messages through the app (see bridge.py)."""
 
@@ -17,6 +17,7 @@ from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.events import (
     EpochEnded, Evaluated, PictureReady, RunFailed, RunFinished, RunStarted, TableReady,
 )
+from dlcourse_tui.lessons import headline_chart
 from dlcourse_tui.render.text import fmt_metrics, table_of
 from dlcourse_tui.tui.bridge import RunHandle
 from dlcourse_tui.tui.widgets.curves import Curves
@@ -52,6 +53,7 @@ class DashboardScreen(Screen):
         self.replayed = 0  # how many of handle.events were applied
         self.last_point = None
         self.ready = False  # mounted: its widgets exist (events before that are applied by on_mount)
+        self.metric = headline_chart(handle.config.lesson)  # the chart beside the loss: the lesson's target
         self.mono = bool(os.environ.get("NO_COLOR"))
 
     def compose(self) -> ComposeResult:
@@ -61,7 +63,7 @@ class DashboardScreen(Screen):
         with Horizontal(id="dash-body"):
             with Vertical(id="charts"):
                 yield Curves("loss", id="loss-chart", mono=self.mono)
-                yield Curves("accuracy", id="acc-chart", mono=self.mono)
+                yield Curves(self.metric.title, id="metric-chart", mono=self.mono)
             with Vertical(id="side"):
                 yield Picture(id="picture", color=not self.mono)
                 yield RichLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
@@ -103,12 +105,12 @@ class DashboardScreen(Screen):
         points, self.cursor = self.handle.steps.since(self.cursor)
         if points:
             loss = self.query_one("#loss-chart", Curves)
-            acc = self.query_one("#acc-chart", Curves)
+            metric = self.query_one("#metric-chart", Curves)
             xs = [p.step for p in points]
             if "loss" in points[0].metrics:
                 loss.extend("train", xs, [p.metrics.get("loss", float("nan")) for p in points])
-            if "acc" in points[0].metrics:
-                acc.extend("train", xs, [p.metrics.get("acc", float("nan")) for p in points])
+            if self.metric.train in points[0].metrics:
+                metric.extend("train", xs, [p.metrics.get(self.metric.train, float("nan")) for p in points])
             self.last_point = points[-1]
         self.update_status()
 
@@ -166,8 +168,8 @@ class DashboardScreen(Screen):
             self.log_line(f"epoch {event.epoch} val: {fmt_metrics(event.metrics)}")
             if "val_loss" in event.metrics:
                 self.query_one("#loss-chart", Curves).extend("val", [event.step], [event.metrics["val_loss"]])
-            if "val_acc" in event.metrics:
-                self.query_one("#acc-chart", Curves).extend("val", [event.step], [event.metrics["val_acc"]])
+            if self.metric.val in event.metrics:
+                self.query_one("#metric-chart", Curves).extend("val", [event.step], [event.metrics[self.metric.val]])
         elif isinstance(event, PictureReady):
             self.query_one("#picture", Picture).show(event.pixels, f"{event.title} · epoch {event.epoch}")
         elif isinstance(event, TableReady):
@@ -188,7 +190,8 @@ class DashboardScreen(Screen):
 
         lines = [m for m in self.handle.resume.metrics() if m.get("step", 0) <= upto]
         for chart_id, kind, name, series in (("#loss-chart", "step", "loss", "train"), ("#loss-chart", "eval", "val_loss", "val"),
-                                             ("#acc-chart", "step", "acc", "train"), ("#acc-chart", "eval", "val_acc", "val")):
+                                             ("#metric-chart", "step", self.metric.train, "train"),
+                                             ("#metric-chart", "eval", self.metric.val, "val")):
             chart = self.query_one(chart_id, Curves)
             xs, ys = metric_series(lines, kind, name)
             new = [(x, y) for x, y in zip(*chart.series.get(series, ([], []))) if x > upto]

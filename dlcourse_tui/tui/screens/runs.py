@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Header, Static
 
 from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series
+from dlcourse_tui.lessons import headline_chart
 from dlcourse_tui.tui.widgets.curves import Curves
 
 SMOOTHING = 0.6  # EMA weight of the smoothing toggle (TensorBoard's default, debiased the same way)
@@ -225,13 +226,14 @@ class RunsScreen(Screen):
 
 
 class RunScreen(Screen):
-    """One past run: its loss and accuracy curves and its summary."""
+    """One past run: its curves of the loss and of its lesson's target metric, and its summary."""
 
     BINDINGS = [Binding("escape", "back", "Back")]
 
     def __init__(self, record: RunRecord) -> None:
         super().__init__()
         self.record = record
+        self.metric = headline_chart(str(record.config.get("lesson", "")))  # the chart beside the loss
 
     def compose(self) -> ComposeResult:
         mono = bool(os.environ.get("NO_COLOR"))
@@ -239,7 +241,7 @@ class RunScreen(Screen):
         yield Static("", id="run-summary", markup=False)
         with Horizontal(id="run-charts"):
             yield Curves("loss", id="run-loss", mono=mono)
-            yield Curves("accuracy", id="run-acc", mono=mono)
+            yield Curves(self.metric.title, id="run-metric", mono=mono)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -253,11 +255,11 @@ class RunScreen(Screen):
             f"{r.id}\n{lesson} · {model} · {knobs} · {status} · val acc {acc or '-'} · val loss {loss or '-'}{extra}\n{r.path}")
         m = r.metrics()
         loss_chart = self.query_one("#run-loss", Curves)
-        acc_chart = self.query_one("#run-acc", Curves)
+        metric_chart = self.query_one("#run-metric", Curves)
         loss_chart.set_series("train", *metric_series(m, "step", "loss"))
         loss_chart.set_series("val", *metric_series(m, "eval", "val_loss"))
-        acc_chart.set_series("train", *metric_series(m, "step", "acc"))
-        acc_chart.set_series("val", *metric_series(m, "eval", "val_acc"))
+        metric_chart.set_series("train", *metric_series(m, "step", self.metric.train))
+        metric_chart.set_series("val", *metric_series(m, "eval", self.metric.val))
 
     def action_back(self) -> None:
         self.app.pop_screen()
