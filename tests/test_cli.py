@@ -66,6 +66,7 @@ def test_run_prints_plain_progress_and_a_final_table_when_piped(dlc) -> None:
     assert r.code == 0, r.err
     assert "\x1b" not in r.out and "\r" not in r.out
     assert "epoch 1/1" in r.out and "val_acc" in r.out and "dlc runs show" in r.out
+    assert "1 epoch × " in r.out  # not "1 epochs"
 
 
 def test_piped_output_keeps_one_record_per_line_however_narrow_the_console(dlc_home) -> None:

@@ -43,7 +43,7 @@ class HeadlessReport:
             verb = f"resuming at step {event.start_step}" if event.resumed else "starting"
             self.line(f"run {event.run_id}: {verb}")
             self.line(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
-                    f"{self.epochs} epochs × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
+                    f"{self.epochs} epoch{'s' * (self.epochs != 1)} × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
             self.line(f"  folder {event.run_dir}")
             if self.live:
                 self.progress = Progress(

@@ -304,7 +304,7 @@ def print_final(console: "Console", store, final, config) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in final.metrics.items():
-        table.add_row(k, f"{v * 100:.2f}%" if k.endswith("acc") else f"{v:.4f}")
+        table.add_row(k, f"{v * 100:.2f}%" if k.endswith("acc") else str(v) if isinstance(v, int) else f"{v:.4f}")
     table.add_row("time", f"{final.elapsed:.1f} s")
     table.add_row("steps", str(final.step))
     console.print(table)

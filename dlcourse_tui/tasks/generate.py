@@ -434,7 +434,7 @@ class Judge:
         lab = torch.cat(labels)
         k = self.net.head.out_features
         hist = torch.bincount(lab, minlength=k).float() / len(lab)  # (K,)
-        entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item()
+        entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item() + 0.0  # + 0.0: one class gives 0, not -0
         out = {
             "class_entropy": entropy,
             "class_coverage": int((hist >= 0.5 / k).sum().item()),
