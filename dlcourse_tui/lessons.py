@@ -18,6 +18,7 @@ from typing import Any
 
 from dlcourse_tui.engine.config import Knob, TrainConfig, build_config, flatten, type_of, RunConfig
 from dlcourse_tui.errors import UserError, suggest
+from dlcourse_tui.models.catalog import MODELS, model_task
 
 TASK_NAMES = ("classify", "autoencode", "vae", "gan", "diffusion")  # grows as tasks are added (see dlcourse_tui.tasks)
 _EXPERIMENT_KEYS = {"task", "models", "target", "train", "model", "data", "task_args", "knobs", "variants", "description"}
@@ -145,25 +146,74 @@ def lesson_dirs() -> list[Path]:
     return dirs
 
 
+@dataclass(frozen=True)
+class BrokenLesson:
+    """A lesson folder that could not be loaded, and why (a LessonError's sentence)."""
+
+    folder: Path
+    message: str
+    id: str = ""  # its front matter's id, when that much could be read
+
+
+REPORTED: set[Path] = set()  # broken lesson folders a front end has already told the user about
+
+
 def load_lessons() -> list[Lesson]:
-    """Every lesson, sorted by chapter and order; LessonError on the first malformed one."""
-    return list(_load_all(tuple(lesson_dirs())))
+    """Every lesson that loads, sorted by chapter and order; broken ones are skipped
+    (broken_lessons() says which, and why)."""
+    return list(_load_all(tuple(lesson_dirs()))[0])
+
+
+def lessons_loaded() -> bool:
+    """Whether this process has read the lesson folders yet."""
+    return _load_all.cache_info().currsize > 0
+
+
+def broken_lessons() -> list[BrokenLesson]:
+    """The lesson folders skipped by load_lessons(), each with the sentence naming its fault."""
+    return list(_load_all(tuple(lesson_dirs()))[1])
 
 
 @lru_cache(maxsize=4)
-def _load_all(dirs: tuple[Path, ...]) -> tuple[Lesson, ...]:
+def _load_all(dirs: tuple[Path, ...]) -> tuple[tuple[Lesson, ...], tuple[BrokenLesson, ...]]:
     lessons: dict[str, Lesson] = {}
+    broken: list[BrokenLesson] = []
     for root in dirs:
         if not root.is_dir():
             if root != dirs[0]:
-                raise LessonError(f"DLC_LESSONS names {root}, which is not a folder.")
+                broken.append(BrokenLesson(root, f"DLC_LESSONS names {root}, which is not a folder."))
             continue
         for folder in sorted(p for p in root.iterdir() if (p / "lesson.md").is_file()):
-            lesson = load_lesson(folder)
-            if lesson.id in lessons:
-                raise LessonError(f"{folder / 'lesson.md'}: id {lesson.id!r} is already used by {lessons[lesson.id].folder}.")
+            try:
+                lesson = load_lesson(folder)
+                if lesson.id in lessons:
+                    raise LessonError(f"{folder / 'lesson.md'}: id {lesson.id!r} is already used by {lessons[lesson.id].folder}.")
+            except LessonError as e:
+                broken.append(BrokenLesson(folder, str(e), _front_matter_id(folder)))
+                continue
             lessons[lesson.id] = lesson
-    return tuple(sorted(lessons.values(), key=lambda l: (l.chapter, l.order, l.id)))
+    return tuple(sorted(lessons.values(), key=lambda l: (l.chapter, l.order, l.id))), tuple(broken)
+
+
+def _front_matter_id(folder: Path) -> str:
+    """The id a broken lesson's front matter gives, or '' (to answer `dlc lesson show ID`)."""
+    try:
+        meta, _ = parse_front_matter(read_text(folder / "lesson.md"), folder / "lesson.md")
+    except LessonError:
+        return ""
+    return meta.get("id", "")
+
+
+def read_text(path: Path) -> str:
+    """A lesson file's text: UTF-8, a leading byte-order mark dropped; LessonError otherwise."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise LessonError(f"{path}:{line}: not UTF-8 text (a byte {e.object[e.start]:#04x}); "
+                          "save the file as UTF-8.") from None
+    except OSError as e:
+        raise LessonError(f"{path}: cannot be read ({e.strerror}).") from None
 
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
@@ -188,7 +238,7 @@ def parse_front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
 def load_lesson(folder: Path) -> Lesson:
     """One lesson folder, validated; LessonError names the file and the key at fault."""
     md = folder / "lesson.md"
-    meta, body = parse_front_matter(md.read_text(encoding="utf-8"), md)
+    meta, body = parse_front_matter(read_text(md), md)
     for key in ("id", "title", "chapter", "order"):
         if key not in meta:
             raise LessonError(f"{md}: front matter lacks {key!r}.")
@@ -200,7 +250,7 @@ def load_lesson(folder: Path) -> Lesson:
     if not toml_path.is_file():
         raise LessonError(f"{folder}: experiment.toml is missing.")
     try:
-        experiment = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        experiment = tomllib.loads(read_text(toml_path))
     except tomllib.TOMLDecodeError as e:
         raise LessonError(f"{toml_path}: not valid TOML ({e}).") from None
     knobs = validate_experiment(experiment, toml_path)
@@ -238,6 +288,12 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
         raise bad("models", "must be a list of model names.")
     if exp["model"]["name"] not in models:
         raise bad("model.name", f"{exp['model']['name']!r} is not in models = {models}.")
+    for name in models:
+        task = model_task(name)
+        if task is None:
+            raise bad("models", f"no model {name!r}.{suggest(name, MODELS) or ' See them with: dlc models'}")
+        if task != exp["task"]:
+            raise bad("models", f"{name!r} is a {task} model, but this lesson's task is {exp['task']}.")
     train_fields = set(TrainConfig.__dataclass_fields__)
     for key, value in exp.get("train", {}).items():
         if key not in train_fields:
@@ -261,6 +317,9 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
         for k in spec:
             if k not in _KNOB_KEYS:
                 raise bad(f"{where}.{k}", f"unknown knob field; allowed: {', '.join(sorted(_KNOB_KEYS))}.")
+        lo, hi = spec.get("min"), spec.get("max")
+        if lo is not None and hi is not None and lo > hi:
+            raise bad(where, f"min = {lo} is greater than max = {hi}; swap them.")
         kind = spec.get("type") or type_of(known[key])
         if kind not in ("int", "float", "bool", "str"):
             raise bad(f"{where}.type", f"must be int, float, bool or str (got {kind!r}).")
@@ -286,11 +345,16 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
 
 def find_lesson(query: str, lessons: list[Lesson] | None = None) -> Lesson:
     """The lesson whose id, slug or a unique prefix of either is `query`; UserError otherwise."""
+    given = lessons is not None
     lessons = load_lessons() if lessons is None else lessons
     q = query.strip().lower()
     for lesson in lessons:
         if q in (lesson.id, lesson.slug):
             return lesson
+    for bad in ([] if given else broken_lessons()):
+        if q in (bad.id.lower(), bad.folder.name.lower()):
+            REPORTED.add(bad.folder)
+            raise LessonError(f"lesson {query!r} is broken and was skipped: {bad.message}")
     hits = [l for l in lessons if l.id.startswith(q) or l.slug.startswith(q) or l.slug.split("-", 1)[-1].startswith(q)]
     if len(hits) == 1:
         return hits[0]

@@ -148,6 +148,12 @@ def test_runs_list_show_and_compare(dlc) -> None:
     (["run", "linear", "--nnodes", "2", "--rdzv-endpoint", "node0"], "--rdzv-endpoint node0: give HOST:PORT of node 0"),
     (["runs", "show", "nosuchrun"], "no run 'nosuchrun'"),
     (["lesson", "show", "zzz"], "no lesson 'zzz'"),
+    (["run", "linear", "--seed", "99999999999999999999"], "seed=99999999999999999999 is out of range: give a whole number from 0 to 2147483647"),
+    (["run", "linear", "--seed", "20000000000000"], "seed=20000000000000 is out of range"),
+    (["run", "linear", "--seed", "-1"], "seed=-1 is out of range"),
+    (["run", "linear", "--resume", ""], "--resume needs the id of the run to continue"),
+    (["run", "linear", "--set", "model.name=cnn"], "lesson linear-classifier offers the models linear, mlp, not 'cnn'"),
+    (["run", "linear", "--set", "n_train=100000000"], "data.n_train=100000000 is out of range: allowed 100 … 50000."),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(dlc, dlc_home, args, message) -> None:
     if "--device" in args:
@@ -186,7 +192,8 @@ def test_a_failed_run_exits_1_with_the_step_and_keeps_its_record(dlc, dlc_home, 
     assert r.code == 1, (r.out, r.err)
     assert message in r.err and "Traceback" not in r.err + r.out
     run_dir = next((dlc_home / "runs").iterdir())
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["step"] == 3  # the step the sentence names
     assert (run_dir / "traceback.txt").is_file() == (fault == "raise")
 
 
@@ -203,18 +210,37 @@ def test_truncated_checkpoint_cannot_be_resumed_and_the_run_is_left_as_it_was(dl
     assert [p.name for p in run_dir.parent.iterdir()] == [run_id]
 
 
-@pytest.mark.parametrize("command", [["lessons"], ["run", "bad"]])
-def test_malformed_experiment_toml_names_the_file_and_key(dlc, dlc_home, tmp_path, monkeypatch, command) -> None:
+def _broken_lesson(tmp_path, monkeypatch) -> Path:
     bad = tmp_path / "lessons" / "99-bad"
     bad.mkdir(parents=True)
     (bad / "lesson.md").write_text("---\nid: bad\ntitle: Bad\nchapter: 9\norder: 1\n---\n# Bad\n")
     (bad / "experiment.toml").write_text('task = "classify"\n[model]\nname = "linear"\n[train]\nlr = "fast"\n')
     monkeypatch.setenv("DLC_LESSONS", str(tmp_path / "lessons"))
-    r = dlc(*command)
-    assert r.code == 2
-    assert "99-bad/experiment.toml: train.lr: expected float, got 'fast'" in r.err
-    assert "Traceback" not in r.err + r.out and len(r.err.strip().splitlines()) == 1
+    return bad
+
+
+FAULT = "99-bad/experiment.toml: train.lr: expected float, got 'fast'"
+
+
+def test_a_broken_lesson_is_one_sentence_when_asked_for(dlc, dlc_home, tmp_path, monkeypatch) -> None:
+    _broken_lesson(tmp_path, monkeypatch)
+    for command in (["run", "bad"], ["lesson", "show", "bad"]):
+        r = dlc(*command)
+        assert r.code == 2 and FAULT in r.err and "broken" in r.err
+        assert "Traceback" not in r.err + r.out and len(r.err.strip().splitlines()) == 1
     assert not (dlc_home / "runs").exists()
+
+
+def test_a_broken_lesson_is_skipped_with_a_warning_and_the_rest_works(dlc, dlc_home, tmp_path, monkeypatch) -> None:
+    _broken_lesson(tmp_path, monkeypatch)
+    listed = dlc("lessons")
+    assert listed.code == 0 and "linear-classifier" in listed.out
+    assert "broken, skipped" in listed.out and FAULT in listed.err
+    doctor = dlc("doctor")
+    assert doctor.code == 0 and "1 broken" in doctor.out
+    r = dlc("run", "single", *TINY)
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines() == [f"dlc: warning: skipped a broken lesson: {tmp_path / 'lessons' / FAULT}."]
 
 
 def test_ctrl_c_stops_gracefully_saves_a_checkpoint_and_exits_130(dlc_home) -> None:
@@ -272,3 +298,119 @@ def test_live_progress_on_a_terminal_shows_a_bar_with_rate_and_eta(tmp_path) -> 
     execute(prepare_run(cfg), [report])
     text = buf.getvalue()
     assert "ex/s" in text and "/32" in text and "epoch 2/2" in text
+
+
+@pytest.mark.parametrize("layout", ["home is a file", "runs is a file", "read-only home"])
+def test_a_store_that_cannot_be_written_is_one_sentence_before_any_data_is_made(dlc, tmp_path, monkeypatch, layout) -> None:
+    home = tmp_path / "home"
+    if layout == "home is a file":
+        home.write_text("not a folder")
+        expected = f"{home} is a file, but dlc keeps its runs in a folder there"
+    elif layout == "runs is a file":
+        home.mkdir()
+        (home / "runs").write_text("not a folder")
+        expected = f"{home / 'runs'} is a file"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes to read-only folders")
+        home.mkdir()
+        home.chmod(0o500)
+        expected = "is not writable by this user"
+    monkeypatch.setenv("DLC_HOME", str(home))
+    import dlcourse_tui.engine.session as session
+
+    monkeypatch.setattr(session, "load_dataset", lambda *a, **k: pytest.fail("data was made before the check"))
+    r = dlc("run", "single", *TINY)
+    assert r.code == 2 and expected in r.err and "DLC_HOME" in r.err, r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_a_read_only_store_is_refused(dlc, tmp_path, monkeypatch) -> None:
+    """The check does not rely on a permission bit root ignores: os.access is asked."""
+    import dlcourse_tui.engine.session as session
+
+    monkeypatch.setattr(session.os, "access", lambda path, mode: False)
+    r = dlc("run", "single", *TINY)
+    assert r.code == 2 and "is not writable by this user" in r.err
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_run_like_ctrl_c(dlc_home, signum, code) -> None:
+    env = {**os.environ, "DLC_HOME": str(dlc_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcourse_tui.cli", "run", "single", "--variant", "overfit", "--epochs", "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(dlc_home.glob("runs/*/metrics.jsonl")):
+        time.sleep(0.2)
+    time.sleep(0.5)  # some steps into an epoch
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    name = signal.Signals(signum).name
+    assert f"{name}: stopping after this step" in err
+    assert "checkpoint saved" in out and "Resume with: dlc run single-neuron --resume" in out
+    run_dir = next(dlc_home.glob("runs/*"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["step"] > 0
+    import torch
+
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert state["trainer"]["step"] == summary["step"]  # the checkpoint is of the stop, not the last epoch's end
+
+
+def test_the_stop_message_names_the_epoch_the_run_was_in() -> None:
+    from dlcourse_tui.cli.run import where_stopped
+
+    assert where_stopped(144, 64) == "step 144, 16 of 64 steps into epoch 3"
+    assert where_stopped(128, 64) == "step 128, the end of epoch 2"
+    assert where_stopped(0, 64) == "step 0, before the first step"
+
+
+def test_lesson_text_in_a_pipe_wraps_without_losing_words() -> None:
+    env = {**os.environ, "COLUMNS": "80"}
+    r = subprocess.run([sys.executable, "-m", "dlcourse_tui.cli", "lesson", "show", "convolutional-networks"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)
+    words = " ".join(lines).split()
+    from dlcourse_tui.lessons import find_lesson
+
+    body = find_lesson("convolutional-networks").body
+    # every word of the first bullet item arrives, in order (it was cut at 80 columns)
+    first_item = next(l for l in body.splitlines() if l.startswith("- ")).removeprefix("- ").replace("**", "").split()
+    joined = " ".join(words)
+    assert " ".join(first_item[-6:]) in joined, first_item
+
+
+def _imagefolder(root: Path, counts: dict[str, int]) -> Path:
+    from PIL import Image
+
+    for k, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (40 * k, 200 - 40 * k, 30)).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({"only": 6}, "has one class (only): a classifier needs two or more"),
+    ({"a": 1}, "has one class (a)"),
+    ({"a": 1, "b": 0}, "no images in"),
+])
+def test_an_imagefolder_that_cannot_train_a_classifier_is_one_sentence(dlc, dlc_home, tmp_path, counts, message) -> None:
+    root = _imagefolder(tmp_path / "imgs", counts)
+    r = dlc("run", "linear", "--data", "imagefolder", "--data-dir", str(root), "--epochs", "1")
+    assert r.code == 2 and message in r.err, r.err
+    assert "Traceback" not in r.err and not (dlc_home / "runs").exists()
+
+
+def test_an_imagefolder_with_an_empty_validation_split_is_one_sentence(dlc, dlc_home, tmp_path) -> None:
+    _imagefolder(tmp_path / "imgs" / "train", {"a": 3, "b": 3})
+    (tmp_path / "imgs" / "val" / "a").mkdir(parents=True)
+    (tmp_path / "imgs" / "val" / "b").mkdir(parents=True)
+    r = dlc("run", "linear", "--data", "imagefolder", "--data-dir", str(tmp_path / "imgs"), "--epochs", "1")
+    assert r.code == 2 and "the validation split is empty, so there is nothing to measure on" in r.err, r.err
+    assert not (dlc_home / "runs").exists()

@@ -79,7 +79,8 @@ def test_a_diverging_loss_fails_with_the_step_and_the_value(monkeypatch: pytest.
     assert final.message.startswith("The training loss became inf at step 5 (epoch 1)")
     assert "--set lr=0.05 (it was 0.5)" in final.message
     assert not any(isinstance(e, StepEnded) and e.step >= 5 for e in events)
-    assert json.loads((store.path / "summary.json").read_text())["status"] == "failed"
+    summary = json.loads((store.path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["step"] == final.step == 5  # as the sentence says
 
 
 def test_an_exception_in_a_step_fails_the_run_and_saves_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +97,7 @@ def test_an_exception_in_a_step_fails_the_run_and_saves_the_traceback(monkeypatc
 
     monkeypatch.setattr(ClassifyTask, "train_step", flaky)
     store, final, _ = run_to_end(tiny_config())
-    assert isinstance(final, RunFailed) and final.step == 2
+    assert isinstance(final, RunFailed) and final.step == 3  # the step the message names
     assert "The run failed at step 3: ValueError: boom in step three" in final.message
     assert "boom in step three" in (store.path / "traceback.txt").read_text()
 
@@ -143,3 +144,129 @@ def test_a_checkpoint_holding_code_is_not_executed(tmp_path) -> None:
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_finished_one_cycle_run_given_more_epochs_runs_a_new_cycle_over_them() -> None:
+    cfg = tiny_config(epochs=1, schedule="onecycle", lr=0.5)
+    store, first, _ = run_to_end(cfg)
+    before = _files(store.path)
+    lrs: list[float] = []
+    from dlcourse_tui.tasks.classify import ClassifyTask
+
+    real = ClassifyTask.train_step
+
+    def spy(self, batch):
+        lrs.append(self.optimizer.param_groups[0]["lr"])
+        return real(self, batch)
+
+    ClassifyTask.train_step = spy
+    try:
+        resumed, final, _ = run_to_end(cfg, resume=find_run(store.id), epochs=3)
+    finally:
+        ClassifyTask.train_step = real
+    assert final.status == "completed" and final.epoch == 3 and final.step == 3 * first.step
+    assert json.loads((resumed.path / "summary.json").read_text())["status"] == "completed"
+    assert len(lrs) == 2 * first.step
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1 and lrs[0] < max(lrs) / 5 and lrs[-1] < max(lrs) / 100  # up, then down again
+    assert abs(max(lrs) - 0.5) < 0.05
+    assert before.keys() <= _files(store.path).keys()
+
+
+def test_a_one_cycle_run_stopped_midway_is_not_stretched_and_its_folder_is_untouched() -> None:
+    from dlcourse_tui.engine.session import prepare_run
+    from dlcourse_tui.errors import UserError
+
+    cfg = tiny_config(epochs=2, schedule="onecycle")
+    store, stopped, _ = run_to_end(cfg, stop_after_step=3)
+    assert stopped.status == "stopped"
+    before = _files(store.path)
+    with pytest.raises(UserError, match=r"stopped at epoch 1 of the 2 its onecycle learning-rate schedule spans; "
+                                        r"resume it without --epochs"):
+        prepare_run(cfg, resume=find_run(store.id), epochs=4)
+    assert _files(store.path) == before
+    _, final, _ = run_to_end(cfg, resume=find_run(store.id))  # finishing the cycle works
+    assert final.status == "completed"
+
+
+@pytest.mark.parametrize("damage", ["another model's weights", "other shapes", "no trainer part"])
+def test_a_checkpoint_that_loads_but_does_not_fit_is_refused_before_the_folder_changes(dlc, damage) -> None:
+    size = ["--set", "n_train=100", "--set", "n_val=16", "--set", "batch_size=50"]
+    lesson, other = {"another model's weights": ("linear", ["--model", "mlp"]),
+                     "other shapes": ("mlp", ["--set", "hidden=32"]),
+                     "no trainer part": ("mlp", [])}[damage]
+    a = json.loads(dlc("run", lesson, *size, "--epochs", "2", "--json").out)
+    run_dir = find_run(a["run_id"]).path
+    if damage == "no trainer part":
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+        del state["trainer"]
+        torch.save(state, run_dir / "checkpoint.pt")
+    else:
+        b = json.loads(dlc("run", lesson, *size, "--epochs", "1", *other, "--json").out)
+        (run_dir / "checkpoint.pt").write_bytes((find_run(b["run_id"]).path / "checkpoint.pt").read_bytes())
+    before = _files(run_dir)
+    r = dlc("run", lesson, "--resume", a["run_id"], "--epochs", "4")
+    assert r.code == 2, r.err
+    assert "cannot be resumed" in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    assert ("does not fit run" in r.err) == (damage != "no trainer part"), r.err
+    assert _files(run_dir) == before  # metrics.jsonl not truncated, summary still 'completed'
+
+
+def test_a_foreign_pickle_is_refused_without_a_torch_warning(tmp_path, capfd) -> None:
+    import pickle
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"format": 1, "weights": [1, 2, 3]}))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert capfd.readouterr().err == ""
+
+
+def test_runs_started_at_once_each_get_their_own_folder(tmp_path) -> None:
+    import threading
+
+    from dlcourse_tui.engine.runs import RunStore
+
+    barrier = threading.Barrier(8)
+    made, errors = [], []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            made.append(RunStore.create({"lesson": "l", "model": {"name": "m"}}, tmp_path).path)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(made)) == 8
+
+
+def test_logged_means_weigh_each_step_by_its_examples() -> None:
+    """100 examples in batches of 32: the last batch holds 4, and counts for 4, not 32."""
+    from dlcourse_tui.tasks.classify import ClassifyTask
+
+    real = ClassifyTask.train_step
+
+    def constant(self, batch):  # loss = the batch's size, so the weighted mean is known exactly
+        real(self, batch)
+        n = torch.tensor(float(len(batch[1])))
+        return {"loss": n, "acc": n}
+
+    ClassifyTask.train_step = constant
+    try:
+        _, _, events = run_to_end(tiny_config(epochs=1, n_train=100, batch_size=32, log_every=4))
+    finally:
+        ClassifyTask.train_step = real
+    [window] = [e for e in events if isinstance(e, StepEnded)]
+    [epoch] = [e for e in events if isinstance(e, EpochEnded)]
+    expected = (3 * 32 * 32 + 4 * 4) / 100  # Σ n·loss / Σ n, not (32 + 32 + 32 + 4) / 4
+    assert window.metrics["loss"] == pytest.approx(expected)
+    assert epoch.metrics["train_loss"] == pytest.approx(expected)

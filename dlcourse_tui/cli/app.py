@@ -53,8 +53,23 @@ app.command("tui")(tui_cmd)
 def main() -> None:
     """Entry point of the `dlc` script: a UserError becomes one line on stderr and exit 2;
     Typer itself handles --help, usage errors (exit 2) and each command's exit code."""
+    lessons = sys.modules.get("dlcourse_tui.lessons")
+    if lessons is not None:  # a new command (several run in one test process)
+        lessons.REPORTED.clear()
     try:
         app()
     except UserError as e:
         print(f"dlc: {e}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        warn_broken_lessons()
+
+
+def warn_broken_lessons() -> None:
+    """One line on stderr per broken lesson the command skipped and did not already name."""
+    lessons = sys.modules.get("dlcourse_tui.lessons")
+    if lessons is None or not lessons.lessons_loaded():  # this command never read the lessons
+        return
+    for bad in lessons.broken_lessons():
+        if bad.folder not in lessons.REPORTED:
+            print(f"dlc: warning: skipped a broken lesson: {bad.message}", file=sys.stderr)

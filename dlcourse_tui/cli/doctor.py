@@ -26,11 +26,12 @@ def doctor() -> None:
     import platform
     import shutil
 
+    from rich.markup import escape
     from rich.table import Table
 
     from dlcourse_tui.cli.console import out
     from dlcourse_tui.engine.runs import dlc_home
-    from dlcourse_tui.lessons import load_lessons
+    from dlcourse_tui.lessons import REPORTED, broken_lessons, load_lessons
 
     table = Table(title="dlc doctor", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
@@ -55,5 +56,9 @@ def doctor() -> None:
     home = dlc_home()
     writable = os.access(home if home.exists() else home.parent if home.parent.exists() else "/", os.W_OK)
     table.add_row("runs", f"{home / 'runs'}" + ("" if writable else " [red](not writable)[/]"))
-    table.add_row("lessons", f"{len(load_lessons())} found")
+    broken = broken_lessons()
+    table.add_row("lessons", f"{len(load_lessons())} found" + (f", [red]{len(broken)} broken[/] (skipped)" if broken else ""))
+    for bad in broken:
+        table.add_row("", escape(bad.message))
+        REPORTED.add(bad.folder)
     out.print(table)

@@ -63,9 +63,10 @@ def arm_of(variant: str, store, final, target) -> Arm:
 def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple[str, ...] = (),
              as_json: bool = False) -> int:
     """Run each variant of `lesson` in turn; print the chart and the table. The exit code:
-    0 all completed, 1 an arm failed, 130 stopped by Ctrl+C (the grid ends there)."""
+    0 all completed, 1 an arm failed, 128 + the signal when Ctrl+C, SIGTERM or SIGHUP stopped it
+    (130, 143, 129: the grid ends there)."""
     from dlcourse_tui.cli.console import err, out
-    from dlcourse_tui.cli.interrupt import stop_on_ctrl_c
+    from dlcourse_tui.cli.interrupt import stop_on_signals
     from dlcourse_tui.cli.report import HeadlessReport
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
@@ -81,7 +82,7 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
     stop = threading.Event()
     arms: list[Arm] = []
     code = 0
-    with stop_on_ctrl_c(stop, "stopping this run after this step (its checkpoint is saved); the grid ends here…"):
+    with stop_on_signals(stop, "stopping this run after this step (its checkpoint is saved); the grid ends here…") as request:
         for n, (variant, config) in enumerate(zip(variants, configs), start=1):
             console.print(f"\n[bold]arm {n}/{len(variants)}: {variant}[/] · {lesson.variants[variant]}")
             with console.status("preparing data and model…") if console.is_terminal else nullcontext():
@@ -96,7 +97,7 @@ def run_grid(lesson, *, sets: list[str], overrides: dict[str, Any], clear: tuple
                 console.print(f"[bold red]arm {variant} failed:[/] {escape(final.message)}", soft_wrap=True)
                 code = 1
             elif final.status == "stopped":
-                code = 130
+                code = request.exit_code
                 break
     print_grid(console, lesson, arms)
     if as_json:

@@ -27,8 +27,8 @@ def list_lessons() -> None:
     """Print every lesson grouped by chapter."""
     from rich.table import Table
 
-    from dlcourse_tui.cli.console import out
-    from dlcourse_tui.lessons import load_lessons
+    from dlcourse_tui.cli.console import err, out
+    from dlcourse_tui.lessons import REPORTED, broken_lessons, load_lessons
 
     table = Table(title="dlc — the course", title_justify="left")
     table.add_column("ch", justify="right")
@@ -42,8 +42,16 @@ def list_lessons() -> None:
                 table.add_section()
             chapter = lesson.chapter
         table.add_row(str(lesson.chapter), lesson.id, lesson.title, f"{lesson.default_data} · {lesson.default_model}")
+    broken = broken_lessons()
+    if broken:
+        table.add_section()
+        for bad in broken:
+            table.add_row("", bad.id or bad.folder.name, "[red]broken, skipped[/]", str(bad.folder))
     out.print(table)
     out.print("Read one with [bold]dlc lesson show ID[/]; run it with [bold]dlc run ID[/].")
+    for bad in broken:  # the sentence on stderr, whole: the table cell would cut it
+        err.print(f"broken lesson: {bad.message}", soft_wrap=True, markup=False, highlight=False)
+        REPORTED.add(bad.folder)
 
 
 @lesson_app.command("show")
@@ -55,7 +63,14 @@ def show(lesson_id: str = typer.Argument(..., metavar="ID", help="Lesson id, slu
     from dlcourse_tui.lessons import find_lesson
 
     lesson = find_lesson(lesson_id)
-    out.print(Markdown(lesson.body))
+    # wrapped at the console's width even in a pipe (80 columns unless COLUMNS says): the
+    # consoles' soft wrap, right for one-line log records, would crop list items there
+    if out.is_terminal:
+        out.print(Markdown(lesson.body), soft_wrap=False)
+    else:  # without the padding Rich adds to each line
+        with out.capture() as captured:
+            out.print(Markdown(lesson.body), soft_wrap=False)
+        out.file.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
     out.print(experiment_panel(lesson))
 
 

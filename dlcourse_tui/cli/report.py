@@ -30,12 +30,23 @@ class HeadlessReport:
         self.epochs = 0
         self.last_plain = 0.0
         self.epoch_train: dict[str, float] = {}  # the last epoch's training metrics, shown with its evaluation
+        self.gone = False  # the console stopped taking output (its terminal closed: SIGHUP)
 
     def line(self, text: str) -> None:
         """One record, one line: no folding at the console's width, no markup."""
         self.console.print(text, soft_wrap=True, markup=False, highlight=False)
 
     def __call__(self, event: Event) -> None:
+        """Show `event`; once the console's terminal is gone, nothing more (the run goes on)."""
+        if self.gone:
+            return
+        try:
+            self._show(event)
+        except OSError:  # EIO after the terminal closed: a report must never fail the run
+            self.gone = True
+            self.close()
+
+    def _show(self, event: Event) -> None:
         c = self.console
         if isinstance(event, RunStarted):
             cfg = event.config
@@ -77,5 +88,8 @@ class HeadlessReport:
 
     def close(self) -> None:
         if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+            progress, self.progress = self.progress, None
+            try:
+                progress.stop()
+            except OSError:
+                self.gone = True

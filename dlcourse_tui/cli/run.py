@@ -1,5 +1,6 @@
 """`dlc run LESSON`: one experiment headless, with progress, a final table and exit codes
-0 (done), 1 (the run failed), 2 (bad input), 130 (stopped by Ctrl+C, checkpoint saved)."""
+0 (done), 1 (the run failed), 2 (bad input), 128 + the signal when Ctrl+C, SIGTERM or SIGHUP
+stopped it after a step with a checkpoint saved (130, 143, 129; cli/interrupt.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def run_cmd(
     from dlcourse_tui.lessons import find_lesson
 
     les = find_lesson(lesson)
-    if grid and (resume or variant or nproc_per_node > 1 or nnodes > 1):
+    if grid and (resume is not None or variant or nproc_per_node > 1 or nnodes > 1):
         raise UserError("--grid runs every variant of the lesson, one after another in this process; "
                         "drop --resume, --variant and --nproc-per-node (or resume one arm on its own).")
     if grid and in_torchrun_worker():
@@ -63,7 +64,10 @@ def run_cmd(
                         f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')} here): start it as dlc run {les.id} --grid.")
     check_launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
     record = None
-    if resume:
+    if resume is not None and not resume.strip():
+        raise UserError("--resume needs the id of the run to continue (or a unique part of it); "
+                        "list them with: dlc runs list")
+    if resume is not None:
         from dlcourse_tui.engine.config import RunConfig
         from dlcourse_tui.engine.runs import find_run
 
@@ -133,6 +137,7 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: int, node_rank: i
     import tempfile
 
     from dlcourse_tui.cli.console import err
+    from dlcourse_tui.cli.interrupt import StopRequest
     from dlcourse_tui.engine.devices import resolve_device
     from dlcourse_tui.engine.distributed import check_launch_device
     from dlcourse_tui.engine.launch import end_with_parent, launcher_command
@@ -152,7 +157,8 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: int, node_rank: i
         # torchrun gets SIGTERM if this process dies without passing anything on.
         proc = subprocess.Popen(cmd, env={**os.environ, RUN_ID_FILE_ENV: str(id_file)}, start_new_session=True,
                                 preexec_fn=end_with_parent)
-        rc = _wait_forwarding_signals(proc)
+        request = StopRequest()
+        rc = _wait_forwarding_signals(proc, request)
         run_id = id_file.read_text().strip() if id_file.exists() else ""
     if not run_id:
         if node_rank > 0:
@@ -171,27 +177,23 @@ def launch_distributed(config, *, nproc_per_node: int, nnodes: int, node_rank: i
         err.print(f"[bold red]run failed:[/] {escape(summary.get('message', 'see the traceback in the run folder'))}", soft_wrap=True)
         return 1
     if status == "stopped":
-        return 130
+        return request.exit_code
     return 0 if rc == 0 and status == "completed" else 1
 
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _wait_forwarding_signals(proc) -> int:
-    """Wait for torchrun; pass the first SIGINT, SIGTERM or SIGHUP on to it (SIGINT as SIGINT, else SIGTERM)."""
-    from dlcourse_tui.cli.console import err
+def _wait_forwarding_signals(proc, request) -> int:
+    """Wait for torchrun; pass the first SIGINT, SIGTERM or SIGHUP on to it (SIGINT as SIGINT,
+    else SIGTERM) and record it in `request` (a StopRequest)."""
+    from dlcourse_tui.cli.interrupt import STOP_SIGNALS, say
 
     def forward(signum, frame) -> None:
-        for sig in FORWARDED_SIGNALS:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        request.signum = signum
         proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
-        try:  # after SIGHUP the terminal may be gone
-            err.print(f"\n{signal.Signals(signum).name}: stopping all processes after this read-back and saving a checkpoint…")
-        except (OSError, ValueError):
-            pass
+        say(f"\n{request.name}: stopping all processes after this read-back and saving a checkpoint…")
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
     try:
         return proc.wait()
     finally:
@@ -231,7 +233,7 @@ def _check_data_name(name: str) -> None:
 def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False) -> int:
     """Prepare, run with progress on the console and Ctrl+C as a graceful stop; the exit code."""
     from dlcourse_tui.cli.console import err, out
-    from dlcourse_tui.cli.interrupt import stop_on_ctrl_c
+    from dlcourse_tui.cli.interrupt import say, stop_on_signals
     from dlcourse_tui.cli.report import HeadlessReport
     from dlcourse_tui.engine.events import RunFailed
     from dlcourse_tui.engine.session import execute, prepare_run
@@ -244,26 +246,30 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
         from rich.console import Console
 
         console = Console(file=io.StringIO())
-    with console.status("preparing data and model…") if console.is_terminal else nullcontext():
-        prepared = prepare_run(config, resume=record, epochs=epochs)
-    report = HeadlessReport(console)
-    listeners = [report]
-    if os.environ.get(RUN_ID_FILE_ENV) and (dist is None or dist.is_main):
-        listeners.append(_write_run_id(Path(os.environ[RUN_ID_FILE_ENV])))
     stop = threading.Event()
-
-    if dist is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # torchrun's way of passing Ctrl+C on
-    try:
-        with stop_on_ctrl_c(stop, "stopping after this step and saving a checkpoint (Ctrl+C again to abort)…"):
+    # torchrun passes a stop on to its workers as SIGTERM; a one-process run takes SIGTERM and
+    # SIGHUP (SLURM, CI, a closed SSH session) like Ctrl+C: stop after this step, checkpoint
+    message = None if dist is not None and not dist.is_main else \
+        "stopping after this step and saving a checkpoint (again to abort)…"  # rank 0 speaks for the run
+    with stop_on_signals(stop, message) as request:
+        with console.status("preparing data and model…") if console.is_terminal else nullcontext():
+            prepared = prepare_run(config, resume=record, epochs=epochs)
+        if stop.is_set():
+            say(f"{request.name} while preparing: stopped before the first step; no run folder was written.")
+            return request.exit_code
+        report = HeadlessReport(console)
+        listeners = [report]
+        if os.environ.get(RUN_ID_FILE_ENV) and (dist is None or dist.is_main):
+            listeners.append(_write_run_id(Path(os.environ[RUN_ID_FILE_ENV])))
+        try:
             store, final = execute(prepared, listeners, stop_event=stop)
-    finally:
-        report.close()
+        finally:
+            report.close()
     if dist is not None and not dist.is_main:
         if isinstance(final, RunFailed):
             err.print(f"rank {dist.rank}: run failed: {final.message}", soft_wrap=True, markup=False)
             return 1
-        return 0 if final.status == "completed" else 130
+        return 0 if final.status == "completed" else request.exit_code
     summary = {"run_id": store.id, "path": str(store.path), "lesson": config.lesson, "model": config.model,
                "data": config.data, **store.record.summary}
     if isinstance(final, RunFailed):  # the sentence on stderr, where a learner looks for errors
@@ -276,10 +282,21 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
     if as_json:
         print(json.dumps(summary, indent=2))
     if final.status == "stopped":
-        console.print(f"Stopped at step {final.step} (epoch {final.epoch}); checkpoint saved.\n"
-                      f"Resume with: dlc run {config.lesson} --resume {store.id}")
-        return 130
+        try:  # after SIGHUP the terminal may be gone; the run folder says it all
+            console.print(f"Stopped at {where_stopped(final.step, prepared.task.steps_per_epoch())}; checkpoint saved.\n"
+                          f"Resume with: dlc run {config.lesson} --resume {store.id}")
+        except OSError:
+            pass
+        return request.exit_code
     return 0
+
+
+def where_stopped(step: int, steps_per_epoch: int) -> str:
+    """'step 144, 16 of 64 into epoch 3' (or 'step 128, the end of epoch 2') for a stop after `step`."""
+    done, into = divmod(step, steps_per_epoch)
+    if into == 0:
+        return f"step {step}, the end of epoch {done}" if done else "step 0, before the first step"
+    return f"step {step}, {into} of {steps_per_epoch} steps into epoch {done + 1}"
 
 
 def _write_run_id(path: Path):

@@ -106,6 +106,7 @@ def load_real(
 
     train_x, train_y = _subset(train_x, train_y, n_train, seed, salt=1)
     val_x, val_y = _subset(val_x, val_y, n_val, seed, salt=2)
+    _check_trainable(key, root, classes, len(train_y), len(val_y))
     mean, std = channel_stats(train_x) if len(train_x) else ((), ())
     return Dataset(
         name=key,
@@ -117,6 +118,22 @@ def load_real(
         mean=mean,
         std=std,
     )
+
+
+def _check_trainable(name: str, root: Path, classes: list[str], n_train: int, n_val: int) -> None:
+    """UserError unless there are two classes or more and both splits hold images."""
+    shown = _DISPLAY.get(name, "ImageFolder")
+    if len(classes) < 2:
+        raise UserError(f"{shown} in {root} has one class ({', '.join(classes) or 'none'}): a classifier needs "
+                        "two or more to tell apart; add a folder of images for each other class.")
+    for split, n, knob, use in (("training", n_train, "n_train", "train on"), ("validation", n_val, "n_val", "measure on")):
+        if n > 0:
+            continue
+        how = f"raise data.{knob}, e.g. --set {knob}=100"
+        if name == "imagefolder":
+            how = (f"add images to {root} (with 2 or more, a fifth of them is held out for validation), "
+                   f"or give {root}/train/CLASS/ and {root}/val/CLASS/ folders")
+        raise UserError(f"{shown} in {root}: the {split} split is empty, so there is nothing to {use}; {how}.")
 
 
 # ----------------------------------------------------------------------------- torchvision sets

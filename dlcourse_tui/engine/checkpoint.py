@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: this run saved no checkpoint, so it cannot be resumed.")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's torch warning would come before our sentence
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, ...
         raise CheckpointError(
             f"{path} is damaged (truncated or not a dlc checkpoint: {type(e).__name__}); it cannot be resumed. "

@@ -16,6 +16,7 @@ from typing import Any
 from dlcourse_tui.errors import UserError, suggest
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+MAX_SEED = 2**31 - 1  # seeds are mixed with epoch numbers in 64-bit generators (and numpy takes 32 bits)
 SCHEDULES = ("constant", "cosine", "onecycle")
 
 
@@ -140,8 +141,8 @@ class Knob:
             return " | ".join(self.choices)
         if self.type == "bool":
             return "true | false"
-        lo = "-∞" if self.min is None else f"{self.min:g}"
-        hi = "∞" if self.max is None else f"{self.max:g}"
+        lo = "-∞" if self.min is None else number_text(self.min)
+        hi = "∞" if self.max is None else number_text(self.max)
         return f"{lo} … {hi}"
 
     def parse(self, text: str | Any) -> Any:
@@ -156,7 +157,14 @@ class Knob:
             raise UserError(f"{self.key}={value!r} is not allowed: choose one of {self.range_text()}.")
         if self.type in ("int", "float"):
             if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-                raise UserError(f"{self.key}={value:g} is out of range: allowed {self.range_text()}.")
+                raise UserError(f"{self.key}={number_text(value)} is out of range: allowed {self.range_text()}.")
+
+
+def number_text(value: float) -> str:
+    """A number as a learner wrote it: 100000000 (not 1e+08), 0.001, 1e-05, 2.5."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
 
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -273,6 +281,9 @@ def build_config(
     task_args = {k[5:]: v for k, v in values.items() if k.startswith("task.")}
     if "name" not in model_args:
         raise UserError(f"lesson {lesson_id}: its experiment.toml names no model ([model] name = ...).")
+    offered = experiment.get("models", [experiment.get("model", {}).get("name")])
+    if model_args["name"] not in offered:
+        raise UserError(f"lesson {lesson_id} offers the models {', '.join(offered)}, not {model_args['name']!r}.")
     return RunConfig(
         lesson=lesson_id,
         task=experiment["task"],
@@ -290,6 +301,8 @@ def build_config(
 def _train_config(values: dict[str, Any]) -> TrainConfig:
     """A TrainConfig with sane values, or UserError naming the bad one."""
     cfg = TrainConfig(**{k: coerce(f"train.{k}", type_of(getattr(TrainConfig, k)), v) for k, v in values.items()})
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise UserError(f"seed={cfg.seed} is out of range: give a whole number from 0 to {MAX_SEED}, e.g. --seed 1.")
     if cfg.epochs < 1:
         raise UserError(f"epochs={cfg.epochs} is not a run: give at least 1 epoch, e.g. --epochs 5.")
     if cfg.batch_size < 1:

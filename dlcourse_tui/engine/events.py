@@ -96,7 +96,7 @@ class RunFailed:
     """The run failed; message is a sentence for a learner, traceback is for the run folder."""
 
     message: str
-    step: int
+    step: int  # the step the message names: the one that raised or diverged (else the last one done)
     traceback: str = ""
 
 

@@ -37,3 +37,24 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: in
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 1))
     return None
+
+
+def restart_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, total_steps: int) -> None:
+    """Start `scheduler` over as a new schedule of `total_steps` steps, in place (the task
+    holds it): a warm restart, as SGDR does, for a finished run that is given more epochs.
+
+    Its fresh state comes from a scheduler of the same kind built on the same optimiser
+    (which also sets the optimiser's learning rates to the new schedule's first value).
+    """
+    opt = scheduler.optimizer
+    total_steps = max(total_steps, 1)
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        fresh = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["max_lr"] for g in opt.param_groups],
+                                                    total_steps=total_steps)
+    elif isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"]
+        fresh = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    else:
+        raise TypeError(f"cannot restart a {type(scheduler).__name__}")
+    scheduler.load_state_dict(fresh.state_dict())

@@ -13,6 +13,7 @@ RunStore is a callback (it listens to a Trainer's events). Nothing here imports 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -49,14 +50,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def new_run_id(root: Path, lesson: str, model: str) -> str:
-    """<date>-<time>-<lesson>-<model>, with -2, -3 ... if taken."""
+def make_run_dir(root: Path, lesson: str, model: str) -> Path:
+    """Create and return root/<date>-<time>-<lesson>-<model> (-2, -3 ... if taken).
+
+    mkdir is the test and the claim in one step, so runs started at the same second by
+    several processes each get their own folder.
+    """
     base = f"{datetime.now():%Y%m%d-%H%M%S}-{lesson}-{model}"
-    run_id, n = base, 1
-    while (root / run_id).exists():
-        n += 1
-        run_id = f"{base}-{n}"
-    return run_id
+    for n in itertools.count(1):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -160,11 +168,9 @@ class RunStore:
         """A new run folder with config.json and a 'running' summary."""
         root = root or runs_root()
         root.mkdir(parents=True, exist_ok=True)
-        run_id = new_run_id(root, config["lesson"], config["model"]["name"])
-        path = root / run_id
-        path.mkdir()
+        path = make_run_dir(root, config["lesson"], config["model"]["name"])
         write_json_atomic(path / "config.json", config)
-        store = cls(RunRecord(run_id, path))
+        store = cls(RunRecord(path.name, path))
         store._write_summary({"status": "running", "started": _now()})
         return store
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from dataclasses import dataclass, replace
@@ -11,13 +12,14 @@ from typing import Any
 import torch
 
 from dlcourse_tui.data import load_dataset
-from dlcourse_tui.engine.checkpoint import load_checkpoint
+from dlcourse_tui.engine.checkpoint import CheckpointError, load_checkpoint
 from dlcourse_tui.engine.config import RunConfig
 from dlcourse_tui.engine.devices import DEFAULT_THREADS, cpu_threads, resolve_device
 from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
 from dlcourse_tui.engine.distributed import broadcast_text, close_process_group, distributed_device, init_process_group
 from dlcourse_tui.engine.launch import context_from_env
-from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore
+from dlcourse_tui.engine.optim import restart_schedule
+from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore, runs_root
 from dlcourse_tui.engine.trainer import Trainer
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import get_entry
@@ -36,19 +38,23 @@ class PreparedRun:
 
 
 def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
-                epochs: int | None = None) -> PreparedRun:
-    """Everything that can fail on bad input fails here, before a run folder exists."""
+                epochs: int | None = None, store_root: Path | None = None) -> PreparedRun:
+    """Everything that can fail on bad input fails here, before a run folder exists (or,
+    when resuming, before anything in it changes)."""
     state = None
     if resume is not None:
         state = load_checkpoint(resume.checkpoint)
+        check_checkpoint_layout(state, resume)
         if epochs is not None:
             config = replace(config, train=replace(config.train, epochs=epochs))
         done = state["trainer"]["epoch"]
         if config.train.epochs <= done and state["trainer"]["batch"] == 0:
             raise UserError(f"run {resume.id} already finished its {done} epochs; "
                             f"give more to continue, e.g. --epochs {done + 5}.")
-    device = resolve_device(config.train.device)
     dist = context_from_env()
+    if resume is None and (dist is None or dist.is_main):  # rank 0 alone writes the run
+        check_store_writable(store_root or runs_root())
+    device = resolve_device(config.train.device)
     if dist is not None:
         check_distributable(config, dist.world_size)
         device = distributed_device(dist, device)
@@ -64,8 +70,71 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
                         "pick another --model or --data.")
     task = get_task_class(config.task)(config, data.to(device), device, dist)
     task.build()
+    if state is not None:
+        restore_task(task, state, resume, RunConfig.from_dict(state["config"]).train.epochs)
     torch.set_num_threads(cpu_threads(config.train.threads, task.num_params()) if device.type == "cpu" else DEFAULT_THREADS)
     return PreparedRun(config, task, state, resume)
+
+
+TRAINER_KEYS = ("step", "epoch", "batch", "elapsed", "epoch_sums", "epoch_steps", "last_train", "last_eval",
+                "pending_keys", "pending")
+
+
+def check_checkpoint_layout(state: dict[str, Any], record: RunRecord) -> None:
+    """CheckpointError unless `state` has the parts a resumed run reads (dlc's own layout)."""
+    trainer = state.get("trainer")
+    missing = [k for k in ("task", "trainer", "rng", "config") if k not in state]
+    if not missing and isinstance(trainer, dict):
+        missing = [f"trainer.{k}" for k in TRAINER_KEYS if k not in trainer]
+    if missing or not isinstance(state["task"], dict) or not isinstance(state["config"], dict):
+        what = f"it lacks {', '.join(missing)}" if missing else "its parts are not tables"
+        raise CheckpointError(f"{record.checkpoint} is not the checkpoint of a dlc run ({what}); "
+                              f"run {record.id} cannot be resumed. Start a new run instead.")
+
+
+def restore_task(task: Task, state: dict[str, Any], record: RunRecord, saved_epochs: int) -> None:
+    """Load the checkpoint's model, optimiser and schedule state into the prepared `task`, or
+    CheckpointError when it does not fit it (another model's weights, other shapes).
+
+    Given more epochs than it was started with, a finished run whose learning rate followed a
+    schedule (one-cycle, cosine) starts a new schedule over the added epochs; one stopped
+    part-way through its schedule must finish that first.
+    """
+    try:
+        task.load_state_dict(state["task"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        lines = [line.strip() for line in str(e).strip().splitlines()] or [type(e).__name__]
+        first = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        first = first.rstrip(":.")
+        if isinstance(e, KeyError):
+            first = f"it has no entry {first}"
+        raise CheckpointError(f"{record.checkpoint} does not fit run {record.id} ({record.config.get('model', {}).get('name', '?')} "
+                              f"on {record.config.get('data', {}).get('name', '?')}): {first[:240]}. "
+                              "It cannot be resumed; start a new run instead.") from None
+    epochs = task.config.train.epochs
+    if epochs == saved_epochs or not task.schedulers:
+        return
+    t = state["trainer"]
+    if t["epoch"] < saved_epochs or t["batch"]:
+        raise UserError(f"run {record.id} stopped at epoch {t['epoch'] + (t['batch'] > 0)} of the {saved_epochs} its "
+                        f"{task.config.train.schedule} learning-rate schedule spans; resume it without --epochs to finish "
+                        f"that schedule, then give it more epochs (or start a new run with --epochs {epochs}).")
+    added = (epochs - saved_epochs) * task.steps_per_epoch()
+    for scheduler in task.schedulers.values():
+        restart_schedule(scheduler, added)
+
+
+def check_store_writable(root: Path) -> None:
+    """UserError unless run folders can be made under `root` (checked before any data is made)."""
+    home = root.parent
+    for path in (home, root):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path} is a file, but dlc keeps its runs in a folder there: "
+                            f"move the file away, or point DLC_HOME at another folder.")
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write runs to {root}: {existing} is not writable by this user; "
+                        "point DLC_HOME at a folder you can write, e.g. DLC_HOME=~/dlc.")
 
 
 def execute(

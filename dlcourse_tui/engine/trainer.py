@@ -26,7 +26,11 @@ PICTURE_INTERVAL_S = 1.0  # pictures at most this often (and after the last epoc
 
 
 class Diverged(Exception):
-    """The loss stopped being a finite number; the message is for the learner."""
+    """The loss stopped being a finite number at `step`; the message is for the learner."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Trainer:
@@ -43,6 +47,8 @@ class Trainer:
         pause_event: threading.Event | None = None,
         resume_state: dict[str, Any] | None = None,
     ) -> None:
+        """`resume_state`: a checkpoint whose task part is already loaded into `task`
+        (engine.session.restore_task); the trainer restores its own progress from it."""
         self.task = task
         self.cfg = task.config.train
         self.run_id = run_id
@@ -58,8 +64,10 @@ class Trainer:
         self.batch = 0
         self.elapsed_before = 0.0
         self.pending: list[dict[str, Tensor]] = []  # metrics not yet read back, on the device
-        self.epoch_sums: dict[str, float] = {}
+        self.pending_n: list[int] = []  # examples in each of those steps: means weigh steps by them
+        self.epoch_sums: dict[str, float] = {}  # Σ metric × examples over this epoch's read-backs
         self.epoch_steps = 0
+        self.epoch_examples = 0
         self.last_train: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
         self.resumed = resume_state is not None
@@ -101,6 +109,7 @@ class Trainer:
                     if self.fault_at is not None and self.step + 1 == self.fault_at:
                         raise RuntimeError(f"fault injected on rank {self.dist.rank} at step {self.fault_at}")
                     self.pending.append(task.train_step(batch))
+                    self.pending_n.append(task.examples_in(batch))
                     self.in_step = False
                     self.step += 1
                     self.batch += 1
@@ -109,7 +118,7 @@ class Trainer:
                 self._end_epoch()
             return self._finish("completed")
         except Diverged as e:
-            return self._fail(str(e), "")
+            return self._fail(str(e), "", step=e.step)
         except Exception as e:  # noqa: BLE001 - any failure ends as RunFailed, never a dead thread
             where = f"step {self.step + 1}" if self.in_step else f"the end of epoch {self.epoch + 1} (after step {self.step})"
             return self._fail(failure_sentence(e, where, cfg.batch_size), traceback.format_exc())
@@ -125,7 +134,8 @@ class Trainer:
         return self.elapsed_before + time.perf_counter() - self.t0
 
     def _read_back(self) -> None:
-        """Move the pending metrics to the host in one transfer; emit their means."""
+        """Move the pending metrics to the host in one transfer; emit their means, each step
+        weighted by its examples (a short last batch counts for what it holds)."""
         if not self.pending:
             return
         keys = list(self.pending[0])
@@ -133,8 +143,8 @@ class Trainer:
         if self.dist is not None:  # mean over ranks, and agree on stopping, in one all-reduce
             stacked, self.agreed_stop = average(stacked, float(self.stop_event.is_set()), self.dist)
         rows = stacked.tolist()
-        n = len(self.pending)
-        self.pending = []
+        n, weights = len(self.pending), self.pending_n
+        self.pending, self.pending_n = [], []
         first = self.step - n + 1
         loss_row = rows[keys.index("loss")]
         for i, value in enumerate(loss_row):
@@ -142,14 +152,18 @@ class Trainer:
                 lr = self.cfg.lr
                 raise Diverged(
                     f"The training loss became {value} at step {first + i} (epoch {self.epoch + 1}): the updates blew up. "
-                    f"Try a lower learning rate, e.g. --set lr={lr / 10:g} (it was {lr:g})."
+                    f"Try a lower learning rate, e.g. --set lr={lr / 10:g} (it was {lr:g}).",
+                    step=first + i,
                 )
-        means = {k: sum(r) / n for k, r in zip(keys, rows)}
-        for k, r in zip(keys, rows):
-            self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + sum(r)
+        examples = sum(weights)
+        sums = {k: sum(v * w for v, w in zip(r, weights)) for k, r in zip(keys, rows)}
+        means = {k: total / examples for k, total in sums.items()}
+        for k, total in sums.items():
+            self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + total
         self.epoch_steps += n
+        self.epoch_examples += examples
         now = time.perf_counter()
-        rate = n * self.cfg.batch_size / max(now - self.window_t, 1e-9)
+        rate = examples / max(now - self.window_t, 1e-9)
         self.window_t = now
         self.emit(StepEnded(step=self.step, epoch=self.epoch + 1, metrics=means, samples_per_sec=rate, elapsed=self.elapsed()))
 
@@ -157,8 +171,8 @@ class Trainer:
         self._read_back()
         self.epoch += 1
         self.batch = 0
-        self.last_train = {f"train_{k}": v / max(self.epoch_steps, 1) for k, v in self.epoch_sums.items()}
-        self.epoch_sums, self.epoch_steps = {}, 0
+        self.last_train = {f"train_{k}": v / max(self.epoch_examples, 1) for k, v in self.epoch_sums.items()}
+        self.epoch_sums, self.epoch_steps, self.epoch_examples = {}, 0, 0
         self.emit(EpochEnded(epoch=self.epoch, step=self.step, metrics=self.last_train, elapsed=self.elapsed()))
         final = self.epoch == self.cfg.epochs
         if self.epoch % self.cfg.eval_every == 0 or final:
@@ -179,8 +193,11 @@ class Trainer:
         self.emit(event)
         return event
 
-    def _fail(self, message: str, tb: str) -> RunFailed:
-        event = RunFailed(message=message, step=self.step, traceback=tb)
+    def _fail(self, message: str, tb: str, step: int | None = None) -> RunFailed:
+        """Emit RunFailed at `step` (by default the last step taken, or the one that raised)."""
+        if step is None:
+            step = self.step + 1 if self.in_step else self.step
+        event = RunFailed(message=message, step=step, traceback=tb)
         self.emit(event)
         return event
 
@@ -196,8 +213,9 @@ class Trainer:
             "trainer": {
                 "step": self.step, "epoch": self.epoch, "batch": self.batch, "elapsed": self.elapsed(),
                 "epoch_sums": dict(self.epoch_sums), "epoch_steps": self.epoch_steps,
+                "epoch_examples": self.epoch_examples,
                 "last_train": dict(self.last_train), "last_eval": dict(self.last_eval),
-                "pending_keys": keys, "pending": pending,
+                "pending_keys": keys, "pending": pending, "pending_n": list(self.pending_n),
             },
             "rng": rng,
             "config": self.task.config.to_dict(),
@@ -208,14 +226,22 @@ class Trainer:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.task.load_state_dict(state["task"])
+        """The trainer's progress and the random streams; the task's own state (models,
+        optimisers, schedules) was loaded and checked when the run was prepared."""
         t = state["trainer"]
         self.step, self.epoch, self.batch = t["step"], t["epoch"], t["batch"]
         self.elapsed_before = t["elapsed"]
         self.epoch_sums, self.epoch_steps = dict(t["epoch_sums"]), t["epoch_steps"]
+        bs = self.cfg.batch_size  # checkpoints written before means were weighted by examples lack these
+        if "epoch_examples" in t:
+            self.epoch_examples = t["epoch_examples"]
+        else:  # the sums were of step means: make them sums over examples
+            self.epoch_examples = self.epoch_steps * bs
+            self.epoch_sums = {k: v * bs for k, v in self.epoch_sums.items()}
         self.last_train, self.last_eval = dict(t["last_train"]), dict(t["last_eval"])
         keys, pending = t["pending_keys"], t["pending"].to(self.task.device)  # (K, n)
         self.pending = [{k: pending[i, j] for i, k in enumerate(keys)} for j in range(pending.shape[1])] if keys else []
+        self.pending_n = list(t.get("pending_n", [bs] * len(self.pending)))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])

@@ -2,7 +2,7 @@
 
 Each entry carries the task it serves, the kind of input it takes, an example input
 shape (used by the test that runs every model forward and backward) and a one-line
-description. Model families register on import; `_FAMILIES` lists them.
+description. Model families register on import; models/catalog.py lists them (torch-free).
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from typing import Any, Callable
 from torch import nn
 
 from dlcourse_tui.errors import UserError, suggest
-
-_FAMILIES = ("dlcourse_tui.models.linear", "dlcourse_tui.models.mlp", "dlcourse_tui.models.cnn",
-             "dlcourse_tui.models.autoencoder", "dlcourse_tui.models.vae", "dlcourse_tui.models.gan",
-             "dlcourse_tui.models.unet", "dlcourse_tui.models.resnet")
+from dlcourse_tui.models.catalog import MODELS, family_modules
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,8 @@ def register_model(
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
+        if MODELS.get(name, (None,))[0] != task:
+            raise ValueError(f"model {name!r} ({task}) is not listed with that task in models/catalog.py")
         _REGISTRY[name] = ModelEntry(name, task, inputs, example_shape, description, cls, cls.Config)  # type: ignore[attr-defined]
         return cls
 
@@ -57,7 +56,7 @@ def register_model(
 
 
 def _load() -> dict[str, ModelEntry]:
-    for module in _FAMILIES:
+    for module in family_modules():
         importlib.import_module(module)
     return _REGISTRY
 

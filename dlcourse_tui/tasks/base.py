@@ -62,6 +62,11 @@ class Task(ABC):
         """One update (backward and optimiser steps included). Returns detached 0-d
         tensors, left on the device; "loss" must be among them."""
 
+    def examples_in(self, batch: Batch) -> int:
+        """How many examples `batch` holds: the weight of its metrics in the logged means."""
+        first = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return len(first)
+
     def train(self, mode: bool = True) -> None:
         """Put every module in training (or evaluation) mode."""
         for m in self.modules.values():

@@ -20,6 +20,8 @@ def run_app() -> None:
     app = DLCApp()
     app.run()
     leave(app)
+    if app.return_code:  # the app ended on an error (Textual printed it): say so to the shell
+        sys.exit(app.return_code)
 
 
 def leave(app: Any) -> None:

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Markdown, Static, Tree
 
 from dlcourse_tui.tui.widgets.keybar import KeyBar
-from dlcourse_tui.lessons import Lesson, load_lessons
+from dlcourse_tui.lessons import Lesson, broken_lessons, load_lessons
 
 CHAPTERS = {
     1: "Foundations",
@@ -89,6 +89,8 @@ class BrowserScreen(Screen):
         # put the cursor on the first lesson (line 0 is the chapter)
         tree.cursor_line = 1 if self.lessons else 0
         self.show(self.lesson, at_once=True)
+        for bad in broken_lessons():
+            self.notify(bad.message, title="broken lesson skipped", severity="warning", timeout=20, markup=False)
 
     def select_lesson(self, lesson_id: str) -> None:
         """Move the tree cursor to lesson `lesson_id` (which shows it)."""

@@ -1,0 +1,33 @@
+"""Every model's name, task and module, known without importing torch.
+
+Lessons are checked against this when they load (a lesson offering a model that does not
+exist, or one for another task, is reported with its file), and the registry imports a
+family's module from here. A model's `@register_model` must agree with its line here;
+tests/test_models.py checks that they do.
+"""
+
+from __future__ import annotations
+
+# name: (task, module under dlcourse_tui.models)
+MODELS: dict[str, tuple[str, str]] = {
+    "linear": ("classify", "linear"),
+    "neuron": ("classify", "linear"),
+    "mlp": ("classify", "mlp"),
+    "cnn": ("classify", "cnn"),
+    "resnet_fast": ("classify", "resnet"),
+    "autoencoder": ("autoencode", "autoencoder"),
+    "vae": ("vae", "vae"),
+    "dcgan": ("gan", "gan"),
+    "unet": ("diffusion", "unet"),
+}
+
+
+def model_task(name: str) -> str | None:
+    """The task model `name` is trained by, or None when there is no such model."""
+    entry = MODELS.get(name)
+    return entry[0] if entry else None
+
+
+def family_modules() -> tuple[str, ...]:
+    """The modules that register the models, each once, in catalog order."""
+    return tuple(dict.fromkeys(f"dlcourse_tui.models.{module}" for _, module in MODELS.values()))
