@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ class GenerativeTask(Task):
     def judge(self) -> "Judge":
         if getattr(self, "_judge", None) is None:
             with torch.inference_mode(False), torch.enable_grad():  # evaluate() may run in inference mode
-                self._judge = Judge.for_dataset(self.data, self.device, seed=self.config.train.seed)
+                self._judge = Judge.for_dataset(self.data, self.device)
         return self._judge
 
 
@@ -342,6 +343,24 @@ def frechet_distance(f1: Tensor, f2: Tensor) -> float:
     return float((mu1 - mu2).pow(2).sum() + s1.trace() + s2.trace() - 2 * cross)
 
 
+@contextmanager
+def private_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Run the block on torch's global random streams seeded with `seed`, the CPU's and
+    (on a GPU) the device's, and put both back as they were on leaving. What is built
+    inside (the judge) then neither takes numbers from a run's own stream, which the run's
+    checkpoint saves and a resume restores, nor depends on where that stream stands. Only
+    the CPU generator and this device's are seeded (torch.manual_seed would reseed every
+    GPU's, and fork_rng restores only those it forked)."""
+    cuda = device.type == "cuda"
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)  # this GPU's stream only
+        yield
+
+
 def dlc_cache_dir() -> Path:
     from dlcourse_tui.engine.runs import dlc_home
 
@@ -356,7 +375,8 @@ class Judge:
     """
 
     EPOCHS = 2
-    VERSION = 2  # bump when the judge's training changes: old cache files are then left unused
+    VERSION = 3  # bump when the judge's training changes: old cache files are then left unused
+    SEED = 4242  # its initialisation: the judge is a function of the data alone, as its cache name says
 
     def __init__(self, net: JudgeNet, val_acc: float, real_features: Tensor) -> None:
         self.net = net.eval()
@@ -364,7 +384,10 @@ class Judge:
         self.real_features = real_features  # (N, 128) features of real validation images
 
     @classmethod
-    def for_dataset(cls, data, device: torch.device, seed: int = 0) -> "Judge":
+    def for_dataset(cls, data, device: torch.device) -> "Judge":
+        """The judge of `data`'s training images, loaded from the cache or trained (and cached).
+        The cache is keyed by the data alone, so the judge is one function of the data (fixed
+        seeds, not the run's), whichever run asks first and wherever its random stream stands."""
         train = data.train
         h = hashlib.sha256()
         h.update(f"v{cls.VERSION}-{data.name}-{tuple(train.x.shape)}".encode())
@@ -372,18 +395,21 @@ class Judge:
         h.update(train.y.cpu().numpy().tobytes())
         path = dlc_cache_dir() / f"judge-{data.name}-{h.hexdigest()[:16]}.pt"
         c, size = data.input_shape[0], data.input_shape[1]
-        net = JudgeNet(c, size, data.num_classes)
-        state = None
+
+        def fresh() -> JudgeNet:
+            with private_rng(device, cls.SEED):  # not the run's: building it draws nothing from the run's stream
+                return JudgeNet(c, size, data.num_classes)
+
+        net, state = fresh(), None
         if path.is_file():
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 net.load_state_dict(state["net"])
-            except Exception:  # noqa: BLE001 - a bad cache file is retrained, not fatal
-                state = None
+            except Exception:  # noqa: BLE001 - a bad cache file is retrained (from a fresh start), not fatal
+                net, state = fresh(), None
         net = net.to(device)
         if state is None:
-            with torch.random.fork_rng(devices=[]):  # never disturb the run's own random stream
-                torch.manual_seed(seed + 4242)
+            with private_rng(device, cls.SEED + 1):  # nor does training it
                 cls._train(net, train.x, train.y)
             state = {"net": {k: v.cpu() for k, v in net.state_dict().items()}}
             path.parent.mkdir(parents=True, exist_ok=True)
