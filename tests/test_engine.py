@@ -17,7 +17,10 @@ from dlcourse_tui.lessons import find_lesson
 
 
 def tiny_config(lesson: str = "single-neuron", epochs: int = 3, **sets: object):
-    s = [f"{k}={v}" for k, v in {"n_train": 96, "n_val": 64, "batch_size": 16, "log_every": 2, **sets}.items()]
+    """One thread unless told: no steps timed to choose (session.choose_threads), so a test
+    can count the calls to train_step."""
+    s = [f"{k}={v}" for k, v in {"n_train": 96, "n_val": 64, "batch_size": 16, "log_every": 2, "threads": 1,
+                                 **sets}.items()]
     return find_lesson(lesson).config(sets=s, overrides={"train.epochs": epochs})
 
 
@@ -270,3 +273,40 @@ def test_logged_means_weigh_each_step_by_its_examples() -> None:
     expected = (3 * 32 * 32 + 4 * 4) / 100  # Σ n·loss / Σ n, not (32 + 32 + 32 + 4) / 4
     assert window.metrics["loss"] == pytest.approx(expected)
     assert epoch.metrics["train_loss"] == pytest.approx(expected)
+
+
+def test_the_faster_thread_count_is_kept_and_the_timings_are_the_reason(monkeypatch) -> None:
+    import time as clock
+
+    from dlcourse_tui.engine import threads
+
+    cost = {1: 0.004, 2: 0.001}  # seconds a step takes on n threads, as a fake step sleeps them
+    choice = threads.measure_threads(lambda: clock.sleep(cost[torch.get_num_threads()]), options=(1, 2))
+    assert choice.threads == 2 and choice.reason.startswith("2 (timed ") and "1 → 4." in choice.reason
+    cost.update({1: 0.001, 2: 0.004})
+    assert threads.measure_threads(lambda: clock.sleep(cost[torch.get_num_threads()]), options=(1, 2)).threads == 1
+    assert threads.measure_threads(lambda: None, options=(1,)).reason == "1 (the only choice here)"
+
+
+def test_timing_the_threads_leaves_no_trace_and_a_resumed_run_keeps_its_choice(monkeypatch) -> None:
+    from dlcourse_tui.engine import session
+
+    seen = []
+    real = session.measure_threads
+
+    def measured(step, options=(1, 2)):
+        seen.append(options)
+        return real(step, options=(1, 2))
+
+    monkeypatch.setattr(session, "measure_threads", measured)
+    cfg = tiny_config(epochs=2, threads=0)
+    auto, _, events = run_to_end(cfg)
+    assert seen and "timed" in events[0].threads
+    chosen = load_checkpoint(auto.path / "checkpoint.pt")["trainer"]["threads"]
+    fixed, _, fixed_events = run_to_end(tiny_config(epochs=2, threads=chosen))
+    assert fixed_events[0].threads == f"{chosen} (set by train.threads)"
+    assert metric_numbers(auto) == metric_numbers(fixed)  # the timed steps were undone
+    seen.clear()
+    cut, _, _ = run_to_end(cfg, stop_after_step=4)
+    _, _, resumed = run_to_end(cfg, resume=find_run(cut.id))
+    assert len(seen) == 1 and resumed[0].threads.endswith("(as the run had before it stopped)")

@@ -55,6 +55,8 @@ class HeadlessReport:
             self.line(f"run {event.run_id}: {verb}")
             self.line(f"  {cfg['model']['name']} ({event.num_params:,} parameters) on {cfg['data']['name']}, "
                     f"{self.epochs} epoch{'s' * (self.epochs != 1)} × {event.steps_per_epoch} steps, batch {cfg['train']['batch_size']}, device {event.device}")
+            if event.threads:
+                self.line(f"  CPU threads {event.threads}")
             self.line(f"  folder {event.run_dir}")
             if self.live:
                 self.progress = Progress(

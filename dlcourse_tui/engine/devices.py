@@ -7,7 +7,6 @@ import torch
 from dlcourse_tui.errors import UserError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any run changes it
 
 
 def _mps_available() -> bool:
@@ -40,7 +39,11 @@ def resolve_device(name: str) -> torch.device:
 
 def describe_devices() -> list[tuple[str, str]]:
     """(device, description) for every device torch can use here."""
-    found = [("cpu", f"{DEFAULT_THREADS} threads (small models train on 1)")]
+    from dlcourse_tui.engine.threads import CORES
+
+    how = (f"a run times its first steps on 1 and on {CORES} threads and keeps the faster (train.threads sets it)"
+           if CORES > 1 else "1 thread")
+    found = [("cpu", f"{CORES} cores; {how}")]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
@@ -48,19 +51,3 @@ def describe_devices() -> list[tuple[str, str]]:
     if _mps_available():
         found.append(("mps", "Apple GPU"))
     return found
-
-
-SMALL_MODEL_PARAMS = 1_000_000
-
-
-def cpu_threads(requested: int, num_params: int) -> int:
-    """Intra-op threads for a CPU run: `requested` if set, else 1 for a small model.
-
-    A small model's operations are too short to gain from splitting across cores, and
-    OpenMP threads that wait on each other cost far more than they give when the cores
-    are busy (a 4k-parameter MLP measured 10-50x slower with 2 threads than 1 on a loaded
-    2-core machine). Large models keep torch's default, one thread per core.
-    """
-    if requested > 0:
-        return requested
-    return 1 if num_params < SMALL_MODEL_PARAMS else DEFAULT_THREADS

@@ -28,6 +28,7 @@ class RunStarted:
     start_step: int
     resumed: bool
     run_dir: str = ""  # the run's folder, when a run store keeps one
+    threads: str = ""  # the CPU threads it trains with and why, e.g. "2 (timed 5 steps each: ...)"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import random
 import threading
 from pathlib import Path
 from dataclasses import dataclass, replace
@@ -14,12 +16,13 @@ import torch
 from dlcourse_tui.data import load_dataset
 from dlcourse_tui.engine.checkpoint import CheckpointError, load_checkpoint
 from dlcourse_tui.engine.config import RunConfig
-from dlcourse_tui.engine.devices import DEFAULT_THREADS, cpu_threads, resolve_device
+from dlcourse_tui.engine.devices import resolve_device
 from dlcourse_tui.engine.events import Callback, RunFailed, RunFinished
 from dlcourse_tui.engine.distributed import broadcast_text, close_process_group, distributed_device, init_process_group
 from dlcourse_tui.engine.launch import context_from_env
 from dlcourse_tui.engine.optim import restart_schedule
 from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore, runs_root
+from dlcourse_tui.engine.threads import CORES, ThreadChoice, measure_threads
 from dlcourse_tui.engine.trainer import Trainer
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import get_entry
@@ -35,6 +38,7 @@ class PreparedRun:
     task: Task
     resume_state: dict[str, Any] | None = None
     resume_record: RunRecord | None = None
+    threads: ThreadChoice | None = None  # the CPU threads it trains with, and why
 
 
 def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
@@ -63,7 +67,7 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
     if entry.task != config.task:
         raise UserError(f"model {config.model} is for {entry.task}, but lesson {config.lesson} trains {config.task} models.")
     torch.manual_seed(config.train.seed)
-    torch.set_num_threads(config.train.threads or 1)  # generating data gains little from more (devices.cpu_threads)
+    torch.set_num_threads(config.train.threads or 1)  # generating data gains little from more threads
     data = load_dataset(config.data, seed=config.train.seed, args=config.data_args, lesson=config.lesson)
     if data.kind not in entry.inputs:
         raise UserError(f"model {config.model} takes {' or '.join(entry.inputs)} data, but {config.data} is {data.kind} data; "
@@ -72,8 +76,45 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
     task.build()
     if state is not None:
         restore_task(task, state, resume, RunConfig.from_dict(state["config"]).train.epochs)
-    torch.set_num_threads(cpu_threads(config.train.threads, task.num_params()) if device.type == "cpu" else DEFAULT_THREADS)
-    return PreparedRun(config, task, state, resume)
+    threads = choose_threads(task, state)
+    torch.set_num_threads(threads.threads)
+    return PreparedRun(config, task, state, resume, threads)
+
+
+def choose_threads(task: Task, state: dict[str, Any] | None) -> ThreadChoice:
+    """The CPU threads `task` trains with: as set, as the run being resumed had them (float
+    sums can depend on the split, and a resumed run must repeat its numbers), or the
+    faster of 1 and all cores over a few timed training steps, undone afterwards."""
+    requested = task.config.train.threads
+    if task.device.type != "cpu":
+        return ThreadChoice(CORES, f"{CORES} (the model runs on {task.device})")
+    if requested:
+        return ThreadChoice(requested, f"{requested} (set by train.threads)")
+    saved = (state or {}).get("trainer", {}).get("threads")
+    if saved:
+        return ThreadChoice(int(saved), f"{saved} (as the run had before it stopped)")
+    if task.dist is not None:  # the processes of this machine share its cores
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", task.dist.world_size)))
+        n = max(1, CORES // local)
+        return ThreadChoice(n, f"{n} ({CORES} cores shared by {local} processes)")
+    return measure_threads_of(task)
+
+
+def measure_threads_of(task: Task) -> ThreadChoice:
+    """measure_threads on `task`'s own first training batch, leaving no trace: the task's
+    state and the random streams are put back as they were."""
+    snapshot = copy.deepcopy(task.state_dict())
+    rng, py_rng = torch.get_rng_state(), random.getstate()
+    batch = next(iter(task.batches(0)))
+    task.train(True)
+    try:
+        return measure_threads(lambda: task.train_step(batch))
+    except Exception:  # noqa: BLE001 - the step fails again in training, where it is reported with its step
+        return ThreadChoice(1, "1 (timing the first steps failed)")
+    finally:
+        task.load_state_dict(snapshot)
+        torch.set_rng_state(rng)
+        random.setstate(py_rng)
 
 
 TRAINER_KEYS = ("step", "epoch", "batch", "elapsed", "epoch_sums", "epoch_steps", "last_train", "last_eval",
@@ -165,7 +206,8 @@ def execute(
             listeners, checkpoint = [RankFailureRecorder(run_dir, dist.rank)], None
     trainer = Trainer(prepared.task, run_id=store.id, callbacks=listeners,
                       checkpoint_path=checkpoint, stop_event=stop_event, pause_event=pause_event,
-                      resume_state=prepared.resume_state)
+                      resume_state=prepared.resume_state,
+                      threads=prepared.threads.reason if prepared.threads else "")
     try:
         final = trainer.run()
     finally:

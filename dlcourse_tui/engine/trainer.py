@@ -46,12 +46,14 @@ class Trainer:
         stop_event: threading.Event | None = None,
         pause_event: threading.Event | None = None,
         resume_state: dict[str, Any] | None = None,
+        threads: str = "",
     ) -> None:
         """`resume_state`: a checkpoint whose task part is already loaded into `task`
         (engine.session.restore_task); the trainer restores its own progress from it."""
         self.task = task
         self.cfg = task.config.train
         self.run_id = run_id
+        self.threads = threads  # the CPU threads and why, for RunStarted
         self.callbacks = callbacks
         self.checkpoint_path = checkpoint_path
         self.stop_event = stop_event or threading.Event()
@@ -92,7 +94,7 @@ class Trainer:
             run_id=self.run_id, config=task.config.to_dict(), device=str(task.device), num_params=task.num_params(),
             steps_per_epoch=self.steps_per_epoch, total_steps=self.steps_per_epoch * cfg.epochs,
             start_step=self.step, resumed=self.resumed,
-            run_dir=str(self.checkpoint_path.parent) if self.checkpoint_path else "",
+            run_dir=str(self.checkpoint_path.parent) if self.checkpoint_path else "", threads=self.threads,
         ))
         self.t0 = time.perf_counter()
         self.window_t = self.t0
@@ -216,6 +218,7 @@ class Trainer:
                 "epoch_examples": self.epoch_examples,
                 "last_train": dict(self.last_train), "last_eval": dict(self.last_eval),
                 "pending_keys": keys, "pending": pending, "pending_n": list(self.pending_n),
+                "threads": torch.get_num_threads(),
             },
             "rng": rng,
             "config": self.task.config.to_dict(),
