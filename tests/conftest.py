@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own DLC_HOME, so runs never mix."""
+"""Shared fixtures: every test gets its own DLC_HOME and cache folder, so runs never mix."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 def dlc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "dlc-home"
     monkeypatch.setenv("DLC_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the help cache (cli/entry.py)
     monkeypatch.delenv("DLC_LESSONS", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     return home

@@ -26,6 +26,25 @@ def test_help_lists_the_commands_and_imports_no_torch() -> None:
     assert out.strip().endswith("NO-TORCH")
 
 
+def test_help_asked_again_is_printed_from_the_cache_without_typer(tmp_path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = ("import sys; sys.argv=['dlc', *sys.argv[1:]]\n"
+            "from dlcourse_tui.cli.entry import main\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "sys.stderr.write('TYPER' if 'typer' in sys.modules else 'NO-TYPER')")
+
+    def help_of(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    first, again = help_of("--help"), help_of("--help")
+    assert first.stderr == "TYPER" and again.stderr == "NO-TYPER"
+    assert again.stdout == first.stdout and "Usage: dlc" in again.stdout
+    run_help = help_of("run", "-h")
+    assert run_help.stderr == "TYPER" and "--resume" in run_help.stdout  # another command: another entry
+    assert help_of("run", "-h").stdout == run_help.stdout
+    assert len(list((tmp_path / "dlc" / "help").iterdir())) == 2
+
+
 @pytest.mark.parametrize("args", [["run", "nosuchlesson"], ["run", "linear", "--set", "lrr=1"],
                                   ["run", "linear", "--nproc-per-node", "0"]])
 def test_a_mistyped_run_is_answered_before_torch_is_imported(args, dlc_home) -> None:

@@ -1,5 +1,3 @@
-"""The `dlc` command line (Typer). Modules here import torch only inside commands."""
-
-from dlcourse_tui.cli.app import app, main
-
-__all__ = ["app", "main"]
+"""The `dlc` command line (Typer): cli.app holds the app, cli.entry the script's entry
+point. Modules here import torch only inside commands, and importing this package imports
+nothing else, so entry.py can answer a repeated --help before Typer is loaded."""

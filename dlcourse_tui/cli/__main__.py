@@ -1,5 +1,5 @@
 """python -m dlcourse_tui.cli (also what torchrun runs)."""
 
-from dlcourse_tui.cli.app import main
+from dlcourse_tui.cli.entry import main
 
 main()
