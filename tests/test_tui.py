@@ -350,3 +350,24 @@ async def test_resume_stopped_run_from_runs_screen() -> None:
         await pilot.press("s")
         await wait_for(pilot, lambda: resumed.phase == "stopped", what="the second stop")
         assert resumed.final.step >= stopped_at
+
+
+async def test_the_runs_table_shows_each_lessons_headline_metric_and_help_keeps_to_the_screens_keys() -> None:
+    from dlcourse_tui.engine.session import execute, prepare_run
+    from dlcourse_tui.lessons import find_lesson
+
+    cfg = find_lesson("autoencoder").config(sets=["n_train=64", "n_val=32", "batch_size=16"], overrides={"train.epochs": 1})
+    ae, _ = execute(prepare_run(cfg), [])
+    neuron = _headless_run(n_train=64, n_val=32, epochs=1)
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("R")
+        table = app.screen.query_one(DataTable)
+        results = {str(table.get_row(key)[4]): str(table.get_row(key)[3]) for key in (ae.id, neuron)}
+        assert results["autoencoder"].startswith("recon mse 0.") and results["single-neuron"].startswith("accuracy ")
+        assert results["single-neuron"].endswith("%")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        actions = [what for _, what in app.screen.keys]
+        assert "Resume" in actions and "Select" in actions
+        assert not any(a.lower().startswith(("cursor", "page", "scroll")) for a in actions), actions

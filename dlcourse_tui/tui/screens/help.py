@@ -11,11 +11,14 @@ from textual.widgets import Static
 
 
 def screen_keys(screen) -> list[tuple[str, str]]:
-    """(key, what it does) for the bindings active on `screen`, app-wide ones included."""
+    """(key, what it does) for the screen's own bindings and the app-wide ones; a focused
+    widget's own keys (a table's cursor, a tree's arrows) are not the screen's to explain."""
     shown: list[tuple[str, str]] = []
     rest: list[tuple[str, str]] = []
     seen: set[str] = set()
     for active in screen.active_bindings.values():
+        if active.node is not screen and active.node is not screen.app:
+            continue
         b = active.binding
         if not b.description or b.description in seen:
             continue

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +16,7 @@ from textual.widgets import DataTable, Header, Static
 from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series
 from dlcourse_tui.lessons import headline_chart
+from dlcourse_tui.render.text import metric_text
 from dlcourse_tui.tui.widgets.curves import Curves
 
 SMOOTHING = 0.6  # EMA weight of the smoothing toggle (TensorBoard's default, debiased the same way)
@@ -41,7 +41,8 @@ def short_id(r: RunRecord) -> str:
 
 
 def run_row(r: RunRecord) -> tuple[str, ...]:
-    """lesson, model, key knobs, final metrics, status, date of one run."""
+    """lesson, model, key knobs, the lesson's headline metric ("accuracy 96.6%", "class
+    coverage 10"), val loss, status, date of one run."""
     try:
         cfg = r.config
     except (OSError, ValueError):
@@ -52,7 +53,9 @@ def run_row(r: RunRecord) -> tuple[str, ...]:
     if cfg.get("variant"):
         knobs = f"{cfg['variant']} {knobs}"
     metrics = summary.get("metrics", {})
-    acc = metrics.get("val_acc")
+    chart = headline_chart(str(cfg.get("lesson", "")))
+    value = metrics.get(chart.val)
+    result = f"{chart.title} {metric_text(chart.val, value)}" if isinstance(value, (int, float)) else ""
     loss = metrics.get("val_loss")
     date = summary.get("finished") or summary.get("updated") or ""
     try:
@@ -63,7 +66,7 @@ def run_row(r: RunRecord) -> tuple[str, ...]:
         cfg.get("lesson", "?"),
         cfg.get("model", {}).get("name", "?"),
         knobs,
-        f"{acc * 100:.1f}%" if isinstance(acc, (int, float)) else "",
+        result,
         f"{loss:.3f}" if isinstance(loss, (int, float)) else "",
         r.status,
         date,
@@ -104,7 +107,7 @@ class RunsScreen(Screen):
         self.sub_title = "runs"
         table = self.query_one(DataTable)
         # what tells runs apart first: at 80 columns the knobs and date may scroll off to the right
-        table.add_columns(" ", "run", "status", "val acc", "lesson", "model", "knobs", "date")
+        table.add_columns(" ", "run", "status", "result", "lesson", "model", "knobs", "date")
         self.load()
         if self.focus_id is not None:
             ids = [r.id for r in self.records]
@@ -121,8 +124,9 @@ class RunsScreen(Screen):
         self.records = sorted(list_runs(), key=lambda r: r.id, reverse=True)  # newest first
         for r in self.records:
             short = short_id(r)
-            lesson, model, knobs, acc, _loss, status, date = run_row(r)
-            table.add_row("●" if r.id in self.selected else " ", short, status, acc, lesson, model, knobs, date, key=r.id)
+            lesson, model, knobs, result, _loss, status, date = run_row(r)
+            table.add_row("●" if r.id in self.selected else " ", short, status, result, lesson, model, knobs, date,
+                          key=r.id)
         ids = [r.id for r in self.records]
         if here is not None and here.id in ids:
             table.move_cursor(row=ids.index(here.id), animate=False)
@@ -248,11 +252,12 @@ class RunScreen(Screen):
         r = self.record
         self.title = "dlc"
         self.sub_title = r.id
-        lesson, model, knobs, acc, loss, status, date = run_row(r)
+        lesson, model, knobs, result, loss, status, date = run_row(r)
         s = r.summary
-        extra = f"\n{escape(s['message'])}" if s.get("message") else ""  # gloo's messages hold [paths]
+        extra = f"\n{s['message']}" if s.get("message") else ""
         self.query_one("#run-summary", Static).update(
-            f"{r.id}\n{lesson} · {model} · {knobs} · {status} · val acc {acc or '-'} · val loss {loss or '-'}{extra}\n{r.path}")
+            f"{r.id}\n{lesson} · {model} · {knobs} · {status} · {result or 'no result yet'} · val loss {loss or '-'}"
+            f"{extra}\n{r.path}")
         m = r.metrics()
         loss_chart = self.query_one("#run-loss", Curves)
         metric_chart = self.query_one("#run-metric", Curves)
