@@ -50,3 +50,21 @@ def dlc(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `cuda` run where torch sees a GPU and are skipped elsewhere; with
+    DLC_TEST_CUDA=1 (bench/gpu_check.sh) a machine without one is an error, not a skip."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if os.environ.get("DLC_TEST_CUDA") == "1":
+        raise pytest.UsageError("DLC_TEST_CUDA=1, but torch sees no CUDA device here "
+                                f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}).")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (bench/gpu_check.sh runs these on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
