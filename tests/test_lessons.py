@@ -115,3 +115,19 @@ def test_lesson_folders_agree_with_the_model_catalog() -> None:
     for lesson in LESSONS:
         for name in lesson.models:
             assert MODELS[name][0] == lesson.task, (lesson.id, name)
+
+
+async def test_the_app_starts_past_a_broken_lesson_and_names_it(tmp_path, monkeypatch) -> None:
+    from dlcourse_tui.tui.app import DLCApp
+    from dlcourse_tui.tui.screens.browser import BrowserScreen
+
+    root = _lesson_dir(tmp_path, GOOD + "[train\n")
+    monkeypatch.setenv("DLC_LESSONS", str(root))
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, BrowserScreen) and app.screen.lesson.id == "linear-classifier"
+        messages = [str(n.message) for n in app._notifications]
+        assert any("99-t" in m and "not valid TOML" in m for m in messages), messages
+        await pilot.press("down")
+        assert app.screen.lesson.id == "single-neuron"
