@@ -84,6 +84,7 @@ class Lesson:
     experiment: dict[str, Any] = field(repr=False)
     knobs: dict[str, Knob] = field(repr=False)
     summary: str = ""
+    body_line: int = 0  # lines of lesson.md before the body (the front matter), for messages
 
     @property
     def slug(self) -> str:
@@ -114,6 +115,18 @@ class Lesson:
     def target(self) -> Target | None:
         t = self.experiment.get("target")
         return Target(t["metric"], t.get("value"), t.get("mode", "max")) if t else None
+
+    @property
+    def reading(self) -> str:
+        """The text to read: the body with its walkthrough blocks as short paragraphs (the
+        raw body when they do not parse; `dlc lesson check` says why)."""
+        from dlcourse_tui.course.blocks import BlockError
+        from dlcourse_tui.course.walkthrough import lesson_blocks
+
+        try:
+            return lesson_blocks(self).reading
+        except BlockError:
+            return self.body
 
     def short_key(self, key: str) -> str:
         """The shortest name --set accepts for `key`: its leaf when unique, else the dotted key."""
@@ -238,7 +251,8 @@ def parse_front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
 def load_lesson(folder: Path) -> Lesson:
     """One lesson folder, validated; LessonError names the file and the key at fault."""
     md = folder / "lesson.md"
-    meta, body = parse_front_matter(read_text(md), md)
+    text = read_text(md)
+    meta, body = parse_front_matter(text, md)
     for key in ("id", "title", "chapter", "order"):
         if key not in meta:
             raise LessonError(f"{md}: front matter lacks {key!r}.")
@@ -257,6 +271,7 @@ def load_lesson(folder: Path) -> Lesson:
     lesson = Lesson(
         id=meta["id"], title=meta["title"], chapter=chapter, order=order, folder=folder,
         body=body, experiment=experiment, knobs=knobs, summary=meta.get("summary", ""),
+        body_line=text.count("\n") - body.count("\n"),
     )
     try:
         lesson.config()

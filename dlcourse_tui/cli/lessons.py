@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+from dlcourse_tui.errors import UserError
 
 if TYPE_CHECKING:
     from rich.panel import Panel
@@ -66,12 +69,49 @@ def show(lesson_id: str = typer.Argument(..., metavar="ID", help="Lesson id, slu
     # wrapped at the console's width even in a pipe (80 columns unless COLUMNS says): the
     # consoles' soft wrap, right for one-line log records, would crop list items there
     if out.is_terminal:
-        out.print(Markdown(lesson.body), soft_wrap=False)
+        out.print(Markdown(lesson.reading), soft_wrap=False)
     else:  # without the padding Rich adds to each line
         with out.capture() as captured:
-            out.print(Markdown(lesson.body), soft_wrap=False)
+            out.print(Markdown(lesson.reading), soft_wrap=False)
         out.file.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
     out.print(experiment_panel(lesson))
+
+
+@lesson_app.command("check")
+def check(
+    path: Optional[Path] = typer.Argument(None, help="A lesson folder, or a folder of them; default: every lesson dlc finds."),
+    run: bool = typer.Option(False, "--run", help="Also run one tiny epoch of each lesson to check the metrics and pictures its conditions name."),
+) -> None:
+    """Check lessons' walkthrough steps and questions, for authors and CI: exit 0 if all are fine, 1 with one sentence per problem (file, line, block, fault)."""
+    from dlcourse_tui.cli.console import err, out
+    from dlcourse_tui.course.check import check_lesson
+    from dlcourse_tui.lessons import LessonError, REPORTED, broken_lessons, load_lesson, load_lessons
+
+    lessons, problems = [], []
+    if path is None:
+        lessons = load_lessons()
+        for bad in broken_lessons():
+            problems.append(bad.message)
+            REPORTED.add(bad.folder)
+    else:
+        folders = [path] if (path / "lesson.md").is_file() else sorted(p for p in path.iterdir() if (p / "lesson.md").is_file()) \
+            if path.is_dir() else []
+        if not folders:
+            raise UserError(f"{path}: no lesson here (a folder with lesson.md and experiment.toml, or a folder of them).")
+        for folder in folders:
+            try:
+                lessons.append(load_lesson(folder))
+            except LessonError as e:
+                problems.append(str(e))
+    for lesson in lessons:
+        report = check_lesson(lesson, run=run)
+        problems += report.problems
+        status = "[green]ok[/]" if not report.problems else f"[red]{len(report.problems)} problem(s)[/]"
+        out.print(f"{lesson.id}: {report.steps} steps, {report.questions} questions — {status}", highlight=False)
+    for p in problems:
+        err.print(p, soft_wrap=True, markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
 
 
 def experiment_panel(lesson: "Lesson") -> "Panel":

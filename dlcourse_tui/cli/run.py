@@ -41,6 +41,7 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout at the end (progress goes to stderr)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or a unique part of it)."),
     grid: bool = typer.Option(False, "--grid", help="Run every variant of the lesson in turn (same seed and data), then one chart and table comparing them."),
+    predict: bool = typer.Option(False, "--predict", help="First answer the lesson's prediction questions for this run; they are marked when it ends."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part; start the same command on each.", rich_help_panel="Several processes or machines"),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1; node 0 is the one at --rdzv-endpoint, takes rank 0 and writes the run folder.", rich_help_panel="Several processes or machines"),
@@ -101,11 +102,22 @@ def run_cmd(
 
             raise typer.Exit(run_grid(les, sets=sets, overrides=overrides, clear=clear, as_json=as_json))
         config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
+    walk = None
+    if predict:
+        if grid or nproc_per_node > 1 or nnodes > 1:
+            raise UserError("--predict asks its questions for one run in this process: drop --grid and --nproc-per-node.")
+        from dlcourse_tui.cli.console import err as console
+        from dlcourse_tui.cli.predict import ask_before
+        from dlcourse_tui.course.walkthrough import Walkthrough
+
+        walk = Walkthrough(les)
+        if not ask_before(walk, config.to_dict(), console, interactive=sys.stdin.isatty()):
+            walk = None
     if (nproc_per_node > 1 or nnodes > 1) and "RANK" not in os.environ:
         exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                                        rdzv_endpoint=rdzv_endpoint)
     else:
-        exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json)
+        exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json, walk=walk)
         from dlcourse_tui.engine.distributed import exit_worker
         from dlcourse_tui.engine.launch import context_from_env
 
@@ -230,7 +242,7 @@ def _check_data_name(name: str) -> None:
         raise UserError(f"--data {name}: no such dataset.{hint}")
 
 
-def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False) -> int:
+def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False, walk=None) -> int:
     """Prepare, run with progress on the console and Ctrl+C as a graceful stop; the exit code."""
     from dlcourse_tui.cli.console import err, out
     from dlcourse_tui.cli.interrupt import say, stop_on_signals
@@ -279,6 +291,10 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
             print(json.dumps(summary, indent=2))
         return 1
     print_final(console, store, final, config)
+    if walk is not None and final.status == "completed":
+        from dlcourse_tui.cli.predict import mark_after
+
+        mark_after(walk, store.id, err if as_json else console)
     if as_json:
         print(json.dumps(summary, indent=2))
     if final.status == "stopped":
