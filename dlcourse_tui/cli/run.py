@@ -291,12 +291,16 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
             print(json.dumps(summary, indent=2))
         return 1
     print_final(console, store, final, config)
+    try:  # after SIGHUP the terminal may be gone
+        print_diagnoses(console, store, config)
+    except OSError:
+        pass
     if walk is not None and final.status == "completed":
         from dlcourse_tui.cli.predict import mark_after
 
         mark_after(walk, store.id, err if as_json else console)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, **store.record.summary}, indent=2))
     if final.status == "stopped":
         try:  # after SIGHUP the terminal may be gone; the run folder says it all
             console.print(f"Stopped at {where_stopped(final.step, prepared.task.steps_per_epoch())}; checkpoint saved.\n"
@@ -305,6 +309,20 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
             pass
         return request.exit_code
     return 0
+
+
+def print_diagnoses(console, store, config) -> None:
+    """What the run's curves say (course/diagnostics.py), printed and kept in its summary."""
+    from dlcourse_tui.course.diagnostics import diagnose
+    from dlcourse_tui.course.reference import load_reference
+    from dlcourse_tui.lessons import find_lesson
+
+    lesson = find_lesson(config.lesson)
+    found = diagnose(store.record.metrics(), config.to_dict(), lesson, load_reference(lesson.folder))
+    if found:
+        store.record.annotate(diagnoses=[d.text for d in found])
+    for d in found:
+        console.print(f"[yellow]diagnosis:[/] {escape(d.text)}", soft_wrap=True)
 
 
 def where_stopped(step: int, steps_per_epoch: int) -> str:

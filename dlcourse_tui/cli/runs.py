@@ -34,7 +34,7 @@ def _fmt(key: str, value) -> str:
 
 @app.command("list")
 def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs of this lesson.")) -> None:
-    """Every run: id, data, status and validation accuracy (dlc runs show ID for the rest)."""
+    """Every run: id, data, status and its lesson's headline metric (dlc runs show ID for the rest)."""
     from rich import box
     from rich.table import Table
 
@@ -51,11 +51,16 @@ def list_cmd(lesson: str = typer.Option(None, "--lesson", "-l", help="Only runs 
     table.add_column("id (date-time-lesson-model)", overflow="fold")
     table.add_column("data", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("val_acc", justify="right", no_wrap=True)
+    table.add_column("result", justify="right", no_wrap=True)
+    from dlcourse_tui.lessons import headline_chart
+    from dlcourse_tui.render.text import metric_text
+
     for r in runs:
         cfg, final, status = r.config, _final(r), r.status
-        table.add_row(r.id, cfg["data"]["name"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-                      _fmt("val_acc", final.get("val_acc", "")))
+        chart = headline_chart(str(cfg.get("lesson", "")))  # the lesson's own metric: accuracy, coverage, ELBO
+        value = final.get(chart.val)
+        result = f"{chart.title} {metric_text(chart.val, value)}" if isinstance(value, (int, float)) else ""
+        table.add_row(r.id, cfg["data"]["name"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]", result)
     out.print(table)
 
 
@@ -92,7 +97,18 @@ def show_cmd(
     width = min(out.width, 100)
     from dlcourse_tui.lessons import headline_chart
 
+    from dlcourse_tui.course.diagnostics import diagnose
+    from dlcourse_tui.course.reference import load_reference
+    from dlcourse_tui.errors import UserError
+    from dlcourse_tui.lessons import find_lesson
+
     metric = headline_chart(str(cfg.get("lesson", "")))  # the lesson's target metric, beside the loss
+    try:
+        lesson = find_lesson(str(cfg.get("lesson", "")))
+    except UserError:
+        lesson = None
+    reference = load_reference(lesson.folder) if lesson is not None else None
+    steps_per_epoch = _steps_per_epoch(metrics)
     for name, val_name in (("loss", "val_loss"), (metric.train, metric.val)):
         series = {}
         xs, ys = metric_series(metrics, "step", name)
@@ -101,9 +117,15 @@ def show_cmd(
         xs, ys = metric_series(metrics, "eval", val_name)
         if xs:
             series[f"val {name}"] = (xs, ys)
+        band = reference.bands.get(val_name) if reference is not None else None
+        if band is not None and series and steps_per_epoch:  # the expected band, at the steps its epochs end
+            bx = [e * steps_per_epoch for e in band.epochs]
+            series["expected p10"], series["expected p90"] = (bx, list(band.p10)), (bx, list(band.p90))
         if series:
             chart = line_chart(series, width=width, height=12, title=name, color=out.color_system is not None)
             out.print(Text.from_ansi(chart))  # plotext's colours as Rich styles: no escape cut by a wrap
+    for d in diagnose(metrics, cfg, lesson, reference):
+        out.print(f"[yellow]diagnosis:[/] {escape(d.text)}", soft_wrap=True)
     for t in r.tables():
         out.print(table_of(t["title"], t["columns"], t["rows"]))
     if pictures:
@@ -120,6 +142,12 @@ def show_cmd(
     out.print(f"files: {r.path}")
     if status in ("stopped", "interrupted") and r.checkpoint.exists():
         out.print(f"resume: dlc run {cfg['lesson']} --resume {r.id}")
+
+
+def _steps_per_epoch(metrics: list[dict]) -> int:
+    """Steps in one epoch, read off the run's epoch lines (0 when it has none)."""
+    ends = [m["step"] for m in metrics if m.get("type") == "epoch" and m.get("epoch") == 1]
+    return int(ends[0]) if ends else 0
 
 
 @app.command("compare")

@@ -108,6 +108,10 @@ class RunRecord:
                     continue
         return out
 
+    def annotate(self, **fields: Any) -> None:
+        """Add `fields` to summary.json (atomically), e.g. a front end's diagnoses."""
+        write_json_atomic(self.path / "summary.json", {**self.summary, **fields})
+
     def pictures(self) -> list[Path]:
         return sorted((self.path / "pictures").glob("*.png"))
 
