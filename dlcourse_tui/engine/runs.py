@@ -226,7 +226,7 @@ class RunStore:
         elif isinstance(event, RunStarted):
             s = self.record.summary
             self._write_summary({**s, "device": event.device, "num_params": event.num_params,
-                                 "total_steps": event.total_steps})
+                                 "total_steps": event.total_steps, "threads": event.threads})
         elif isinstance(event, RunFinished):
             self.close()
             self._write_summary({**self.record.summary, "status": event.status, "step": event.step, "epoch": event.epoch,
