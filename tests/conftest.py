@@ -15,6 +15,10 @@ def dlc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the help cache (cli/entry.py)
     monkeypatch.delenv("DLC_LESSONS", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    # one CPU thread for every run: twin runs compared bit for bit must not each time their
+    # threads and pick different counts (float sums split over 2 threads differ in the last
+    # bits); tests of the timing itself unset it
+    monkeypatch.setenv("DLC_THREADS", "1")
     return home
 
 

@@ -291,6 +291,7 @@ def test_the_faster_thread_count_is_kept_and_the_timings_are_the_reason(monkeypa
 def test_timing_the_threads_leaves_no_trace_and_a_resumed_run_keeps_its_choice(monkeypatch) -> None:
     from dlcourse_tui.engine import session
 
+    monkeypatch.delenv("DLC_THREADS")
     seen = []
     real = session.measure_threads
 
@@ -310,3 +311,15 @@ def test_timing_the_threads_leaves_no_trace_and_a_resumed_run_keeps_its_choice(m
     cut, _, _ = run_to_end(cfg, stop_after_step=4)
     _, _, resumed = run_to_end(cfg, resume=find_run(cut.id))
     assert len(seen) == 1 and resumed[0].threads.endswith("(as the run had before it stopped)")
+
+
+def test_dlc_threads_fixes_every_runs_threads_and_a_bad_value_is_one_sentence(monkeypatch) -> None:
+    from dlcourse_tui.engine.session import prepare_run
+    from dlcourse_tui.errors import UserError
+
+    monkeypatch.setenv("DLC_THREADS", "2")
+    assert prepare_run(tiny_config(threads=0)).threads.reason == "2 (set by DLC_THREADS)"
+    assert prepare_run(tiny_config(threads=1)).threads.reason == "1 (set by train.threads)"  # the run's own wins
+    monkeypatch.setenv("DLC_THREADS", "two")
+    with pytest.raises(UserError, match="DLC_THREADS='two': give a number of CPU threads"):
+        prepare_run(tiny_config(threads=0))

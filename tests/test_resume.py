@@ -48,7 +48,9 @@ class Case:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def config(self):
-        sets = [f"{k}={v}" for k, v in {"log_every": 1, **self.sets}.items()]
+        # one thread, set: a run that times its threads may pick another count than its twin, and
+        # float sums split over 2 threads differ in the last bits (a resumed run keeps its own count)
+        sets = [f"{k}={v}" for k, v in {"log_every": 1, "threads": 1, **self.sets}.items()]
         return find_lesson(self.lesson).config(variant=self.variant, sets=sets, overrides={
             "train.epochs": EPOCHS, "train.device": "cpu", **self.overrides})  # cpu: bitwise on every machine
 

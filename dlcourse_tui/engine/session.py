@@ -81,8 +81,12 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
     return PreparedRun(config, task, state, resume, threads)
 
 
+THREADS_ENV = "DLC_THREADS"  # fixes every run's CPU threads, as train.threads does one run's
+
+
 def choose_threads(task: Task, state: dict[str, Any] | None) -> ThreadChoice:
-    """The CPU threads `task` trains with: as set, as the run being resumed had them (float
+    """The CPU threads `task` trains with: as set (train.threads, then $DLC_THREADS), as the
+    run being resumed had them (float
     sums can depend on the split, and a resumed run must repeat its numbers), or the
     faster of 1 and all cores over a few timed training steps, undone afterwards."""
     requested = task.config.train.threads
@@ -90,6 +94,11 @@ def choose_threads(task: Task, state: dict[str, Any] | None) -> ThreadChoice:
         return ThreadChoice(CORES, f"{CORES} (the model runs on {task.device})")
     if requested:
         return ThreadChoice(requested, f"{requested} (set by train.threads)")
+    fixed = os.environ.get(THREADS_ENV, "").strip()
+    if fixed:
+        if not fixed.isdigit() or int(fixed) < 1:
+            raise UserError(f"{THREADS_ENV}={fixed!r}: give a number of CPU threads, e.g. {THREADS_ENV}=2 (or unset it).")
+        return ThreadChoice(int(fixed), f"{fixed} (set by {THREADS_ENV})")
     saved = (state or {}).get("trainer", {}).get("threads")
     if saved:
         return ThreadChoice(int(saved), f"{saved} (as the run had before it stopped)")
