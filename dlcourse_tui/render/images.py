@@ -7,9 +7,11 @@ turns their channel-first layout around.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ __all__ = [
     "save_png",
     "boundary_picture",
     "data_to_grid",
+    "draw_label",
     "CLASS_COLORS",
 ]
 
@@ -207,6 +210,69 @@ def normalize_to_uint8(values: np.ndarray) -> np.ndarray:
         out = np.nan_to_num(out, nan=0.0).astype(np.uint8)
     out[~finite] = 0
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _label_font(size: int):  # noqa: ANN202 - a Pillow font
+    """Pillow's built-in font at `size` pixels (a bitmap font of about 11 px on Pillow < 10.1)."""
+    from PIL import ImageFont  # lazy, as in save_png
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _ascii(text: str) -> str:
+    """`text` in printable ASCII: accents dropped (NFKD), anything else as "?"."""
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    return "".join(c if " " <= c <= "~" else "?" for c in decomposed if not unicodedata.combining(c))
+
+
+def draw_label(
+    pixels: np.ndarray,
+    text: str,
+    xy: tuple[int, int] = (0, 0),
+    *,
+    anchor: str = "lt",
+    color: tuple[int, int, int] = (235, 235, 235),
+    background: tuple[int, int, int] | None = None,
+    size: int = 11,
+    pad: int = 1,
+) -> np.ndarray:
+    """A copy of (H, W, 3) uint8 ``pixels`` with ``text`` drawn at ``xy`` = (x, y) in
+    Pillow's built-in font (nothing is read from disk or downloaded).
+
+    ``anchor`` says which point of the text lands on ``xy``, as in Pillow: its first
+    letter ``l``/``m``/``r`` (left edge, middle, right edge), its second ``t``/``m``/``b``
+    (top, middle, bottom of the inked text). ``background``, when given, fills the
+    text's box grown by ``pad`` pixels first: a legible label on a busy picture, a box's
+    caption. Text that runs past the border is clipped; the shape never changes. The
+    built-in font has ASCII glyphs only: accents are dropped (é → e) and other
+    characters drawn as "?". Grey (H, W) pixels come back RGB.
+    """
+    from PIL import Image, ImageDraw
+
+    a = to_rgb(pixels)
+    text = _ascii(text)
+    if not text:
+        return a.copy()
+    if len(anchor) != 2 or anchor[0] not in "lmr" or anchor[1] not in "tmb":
+        raise ValueError(f"anchor={anchor!r}: use two letters, l/m/r then t/m/b (e.g. 'lt', 'mt', 'mm')")
+    font = _label_font(max(1, int(size)))
+    img = Image.fromarray(np.ascontiguousarray(a))
+    draw = ImageDraw.Draw(img)
+    try:
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)  # the inked box of text drawn at (0, 0)
+    except ValueError:  # Pillow < 9.2 measures bitmap fonts only by getsize
+        (x1, y1), x0, y0 = font.getsize(text), 0, 0
+    w, h = x1 - x0, y1 - y0
+    left = xy[0] - {"l": 0, "m": w // 2, "r": w}[anchor[0]]
+    top = xy[1] - {"t": 0, "m": h // 2, "b": h}[anchor[1]]
+    if background is not None:
+        draw.rectangle((left - pad, top - pad, left + w - 1 + pad, top + h - 1 + pad), fill=tuple(background))
+    draw.text((left - x0, top - y0), text, font=font, fill=tuple(color))
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def save_png(pixels: np.ndarray, path: str | os.PathLike[str]) -> Path:

@@ -16,7 +16,8 @@ from torch import Tensor
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.distributed import wrap
 from dlcourse_tui.models.registry import create_model
-from dlcourse_tui.render.images import as_uint8, boundary_picture, chw_to_hwc, normalize_to_uint8, tile, to_rgb, upscale
+from dlcourse_tui.render.images import (as_uint8, boundary_picture, chw_to_hwc, draw_label, normalize_to_uint8, tile,
+                                        to_rgb, upscale)
 from dlcourse_tui.tasks.base import Task
 from dlcourse_tui.tasks.techniques import make_augmenter, technique_pictures
 
@@ -142,12 +143,21 @@ class ClassifyTask(Task):
         return out
 
     @torch.inference_mode()
-    def _templates(self) -> np.ndarray:
+    def _templates(self, factor: int = 3, font: int = 13) -> np.ndarray:
+        """Each row of W as an image (its own min-max scale, enlarged `factor` times) with
+        its class name in a strip below it, five to a row."""
         w = self.model.class_templates().float()  # (C, ch, H, W)
         w = w - w.mean(dim=(1, 2, 3), keepdim=True)
-        images = [normalize_to_uint8(t.permute(1, 2, 0).cpu().numpy()) for t in w]  # each (H, W, ch)
-        grid = tile(np.stack(images), ncols=min(5, len(images)), pad=2)
-        return upscale(grid, 3)
+        names = list(self.data.classes) if len(self.data.classes) == len(w) else [str(i) for i in range(len(w))]
+        cells = []
+        for t, name in zip(w, names):
+            image = upscale(to_rgb(normalize_to_uint8(t.permute(1, 2, 0).cpu().numpy())), factor)  # (H·f, W·f, 3)
+            width = image.shape[1]
+            strip = np.full((font + 6, width, 3), 40, dtype=np.uint8)  # (font + 6, W·f, 3): the label's row
+            name = name if len(name) <= width // 7 else name[:max(1, width // 7 - 2)] + ".."  # ASCII: any Pillow font
+            strip = draw_label(strip, name, (width // 2, strip.shape[0] // 2), anchor="mm", size=font)
+            cells.append(np.concatenate([image, strip], axis=0))  # (H·f + font + 6, W·f, 3)
+        return tile(np.stack(cells), ncols=min(5, len(cells)), pad=2 * factor)
 
     @torch.inference_mode()
     def _filters(self, size: int = 24) -> np.ndarray:
