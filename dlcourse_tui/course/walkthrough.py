@@ -83,9 +83,9 @@ class Walkthrough:
 
     # -- what the learner does -------------------------------------------------------------
     def record(self, *, opened: bool = False, screen: str = "", picture: str = "", model: str = "",
-               variant: str | None = None, knobs: dict[str, Any] | None = None) -> list[str]:
-        """Note something the learner did in the app; then tick the current step if it is
-        done. Returns the ids of steps that ticked."""
+               variant: str | None = None, knobs: dict[str, Any] | None = None, check: bool = True) -> list[str]:
+        """Note something the learner did in the app (saved when it is new); then, with
+        `check`, tick the current step if it is done. Returns the ids of steps that ticked."""
         app, changed = self.progress.app, False
         if opened and not app.opened:
             app.opened = changed = True
@@ -99,7 +99,7 @@ class Walkthrough:
             app.variant, changed = variant, True
         if knobs is not None and knobs != app.knobs:
             app.knobs, changed = dict(knobs), True
-        ticked = self.check()
+        ticked = self.check() if check else []
         if changed and not ticked:
             self.progress.save()
         return ticked
