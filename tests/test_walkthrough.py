@@ -241,3 +241,36 @@ def test_every_built_in_lesson_passes_lesson_check(dlc) -> None:
     r = dlc("lesson", "check")
     assert r.code == 0, r.err
     assert len(r.out.strip().splitlines()) == len(load_lessons())
+
+
+def test_a_run_without_a_variant_is_one_of_the_default_variant(walk_lesson) -> None:
+    from dlcourse_tui.course.conditions import parse_condition
+
+    walk = Walkthrough(walk_lesson)
+    tiny_run(walk_lesson)
+    assert parse_condition("run completed with variant separable").holds(walk.facts())  # it changes nothing
+    assert not parse_condition("run completed with variant overfit").holds(walk.facts())
+
+
+def test_an_answer_given_headless_is_marked_by_the_first_run_after_it(dlc, walk_lesson) -> None:
+    tiny_run(walk_lesson, variant="overfit")  # before the answer: not its run
+    assert dlc("tutorial", "walk", "--answer", "overfit-gap=below").code == 0
+    state = json.loads(dlc("tutorial", "walk", "--json").out)["questions"][0]
+    assert state["answered"] and "right" not in state  # hidden: no run after the answer yet
+    import time
+
+    time.sleep(1.1)  # run ids and answers are stamped to the second
+    tiny_run(walk_lesson, variant="overfit")
+    r = dlc("tutorial", "walk")
+    assert "you said 'below': right" in r.out
+    assert json.loads(dlc("tutorial", "walk", "--json").out)["questions"][0]["right"] is True
+
+
+def test_next_moves_past_a_step_done_in_the_app(dlc, tmp_path, monkeypatch) -> None:
+    body = ('\n```step\nid = "look"\ndo = "Look at the boundary."\ndone = "picture boundary viewed"\n```\n'
+            '\n```step\nid = "run"\ndo = "Run it."\ndone = "run completed"\n```\n')
+    monkeypatch.setenv("DLC_LESSONS", str(make_lesson(tmp_path / "extra", body=body)))
+    r = dlc("tutorial", "walk")
+    assert "this step is done in the app" in r.out and "dlc tutorial walk --next" in r.out
+    state = json.loads(dlc("tutorial", "walk", "--next", "--json").out)
+    assert state["current"] == "run" and [s["state"] for s in state["steps"]] == ["todo", "current"]

@@ -20,8 +20,9 @@ def ask_before(walk: "Walkthrough", config: dict, console: "Console", *, interac
     """Ask the open questions tied to a run of `config`; how many were answered."""
     questions = walk.questions_before(config)
     if not questions:
-        console.print("--predict: no open question for this run (dlc tutorial "
-                      f"{walk.lesson.id} lists them all).")
+        waiting = len(walk.pending())
+        console.print("--predict: no open question for this run" + (f" ({waiting} answered, marked when their run ends)"
+                                                                  if waiting else "") + f"; dlc tutorial {walk.lesson.id} lists them all.")
         return 0
     if not interactive:
         raise UserError("--predict asks its questions on a terminal, and this one has none attached; "
@@ -47,8 +48,14 @@ def ask_before(walk: "Walkthrough", config: dict, console: "Console", *, interac
 
 
 def mark_after(walk: "Walkthrough", run_id: str, console: "Console") -> None:
-    """Reveal and mark the answers given before run `run_id`."""
-    for q, a in walk.reveal_after(run_id):
+    """Reveal and mark the answers given for run `run_id`, and any others whose run has happened."""
+    print_marks(walk.reveal_after(run_id) + walk.reveal_pending(), console)
+
+
+def print_marks(marked, console: "Console") -> None:
+    """Each question answered before a run: the verdict, the answer and why, and what the
+    learner's own run showed."""
+    for q, a in marked:
         verdict = "[green]right[/]" if a.right else "[red]not quite[/]"
         console.print(f"\n{q.ask}\n  you said {a.given!r}: {verdict}; the answer: {q.answer!r}. {q.explain}",
                       highlight=False)

@@ -111,8 +111,7 @@ def run_cmd(
         from dlcourse_tui.course.walkthrough import Walkthrough
 
         walk = Walkthrough(les)
-        if not ask_before(walk, config.to_dict(), console, interactive=sys.stdin.isatty()):
-            walk = None
+        ask_before(walk, config.to_dict(), console, interactive=sys.stdin.isatty())  # then marked after the run
     if (nproc_per_node > 1 or nnodes > 1) and "RANK" not in os.environ:
         exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                                        rdzv_endpoint=rdzv_endpoint)

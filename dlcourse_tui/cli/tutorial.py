@@ -22,6 +22,7 @@ def tutorial_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the walkthrough's state as JSON (for scripts)."),
     hint: bool = typer.Option(False, "--hint", help="Reveal the current step's next hint."),
     answer: Optional[list[str]] = typer.Option(None, "--answer", help="Answer a question: --answer ID=VALUE (repeatable)."),
+    next_step: bool = typer.Option(False, "--next", help="Move on past the current step, done or not (a step done in the app, say)."),
     reset: bool = typer.Option(False, "--reset", help="Forget this lesson's walkthrough progress and answers (runs stay)."),
     yes: bool = typer.Option(False, "--yes", help="With --reset: do not ask for confirmation."),
 ) -> None:
@@ -48,12 +49,18 @@ def tutorial_cmd(
         out.print(f"{les.id}: walkthrough progress forgotten (your runs stay).")
     for item in answer or []:
         _answer(walk, item)
+    if next_step:
+        walk.next()
     ticked = walk.advance_while_done()
+    marked = walk.reveal_pending()
     shown_hint = walk.hint() if hint else None
     if as_json:
         print(json.dumps(state_dict(walk), indent=2))
         return
     print_walkthrough(out, walk, ticked, shown_hint)
+    from dlcourse_tui.cli.predict import print_marks
+
+    print_marks(marked, out)
 
 
 def _answer(walk, item: str) -> None:
@@ -128,7 +135,8 @@ def print_walkthrough(console, walk, ticked: list[str], hint: str | None) -> Non
         if view.unmet:
             console.print(f"  still to do: {'; '.join(view.unmet)}", highlight=False)
         if needs_app(current):
-            console.print("  this step is done in the app: open it with [bold]dlc[/], then w for the walkthrough")
+            console.print("  this step is done in the app: open it with [bold]dlc[/], then w for the walkthrough "
+                          f"(or move on: dlc tutorial {les.id} --next)")
         if current.command:
             console.print(f"  run: [bold]{current.command}[/]", highlight=False, soft_wrap=True)
         for h in view.hints_shown:

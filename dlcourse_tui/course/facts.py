@@ -3,7 +3,7 @@ app saw the learner do (kept in the lesson's progress file, so `dlc tutorial` kn
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dlcourse_tui.engine.config import flatten
@@ -81,7 +81,18 @@ def lesson_defaults(experiment: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def default_variant(experiment: dict[str, Any]) -> str:
+    """The name of the lesson's variant that changes nothing (its default, as a run without
+    --variant has it), or '' when there is none or several."""
+    plain = [name for name, body in experiment.get("variants", {}).items()
+             if isinstance(body, dict) and not (set(body) - {"description"})]
+    return plain[0] if len(plain) == 1 else ""
+
+
 def gather(lesson_id: str, experiment: dict[str, Any], app: AppFacts) -> Facts:
-    """The facts of lesson `lesson_id` now: its runs (oldest first) and the app's."""
-    runs = [f for f in map(run_facts, list_runs()) if f is not None and f.lesson == lesson_id]
+    """The facts of lesson `lesson_id` now: its runs (oldest first) and the app's. A run
+    without a variant counts as one of the lesson's default variant ("minibatch")."""
+    plain = default_variant(experiment)
+    runs = [f if f.variant or not plain else replace(f, variant=plain)
+            for f in map(run_facts, list_runs()) if f is not None and f.lesson == lesson_id]
     return Facts(lesson_id, lesson_defaults(experiment), tuple(runs), app)

@@ -19,6 +19,13 @@ from dlcourse_tui.engine.runs import dlc_home, write_json_atomic
 VERSION = 1
 
 
+def run_stamp() -> str:
+    """Now, written as run ids begin (engine/runs.make_run_dir), so the two compare as text."""
+    from datetime import datetime
+
+    return f"{datetime.now():%Y%m%d-%H%M%S}"
+
+
 def progress_dir() -> Path:
     return dlc_home() / "progress"
 
@@ -28,12 +35,13 @@ class Answer:
     """What the learner answered, and once the run it predicted has ended, how it went."""
 
     given: Any
+    at: str = ""  # when it was given, as run ids begin (YYYYMMDD-HHMMSS): runs after it are its runs
     run: str = ""  # the run it was asked before ("" for a question not tied to a run)
     right: bool | None = None  # None until revealed
     observed: str | None = None  # the choice the learner's own run showed, when the question says how to tell
 
     def to_dict(self) -> dict[str, Any]:
-        return {"given": self.given, "run": self.run, "right": self.right, "observed": self.observed}
+        return {"given": self.given, "at": self.at, "run": self.run, "right": self.right, "observed": self.observed}
 
 
 @dataclass
@@ -64,7 +72,8 @@ class Progress:
         try:
             return cls(lesson, int(data.get("position", 0)), [str(d) for d in data.get("done", [])],
                        {str(k): int(v) for k, v in data.get("hints", {}).items()},
-                       {str(k): Answer(v.get("given"), str(v.get("run", "")), v.get("right"), v.get("observed"))
+                       {str(k): Answer(v.get("given"), str(v.get("at", "")), str(v.get("run", "")), v.get("right"),
+                                       v.get("observed"))
                         for k, v in data.get("answers", {}).items()},
                        AppFacts.from_dict(data.get("app", {})))
         except (TypeError, ValueError, AttributeError):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from dlcourse_tui.course.blocks import Blocks, Question, Step, parse_blocks
-from dlcourse_tui.course.facts import Facts, RunFacts, gather, lesson_defaults
-from dlcourse_tui.course.progress import Answer, Progress
+from dlcourse_tui.course.facts import Facts, RunFacts, default_variant, gather, lesson_defaults
+from dlcourse_tui.course.progress import Answer, Progress, run_stamp
 
 if TYPE_CHECKING:
     from dlcourse_tui.lessons import Lesson
@@ -176,8 +176,9 @@ class Walkthrough:
 
         tree = {"train": config.get("train", {}), "model": config.get("model", {}), "data": config.get("data", {}),
                 "task": config.get("task_args", {})}
-        run = RunFacts("", self.lesson.id, "new", str(config.get("model", {}).get("name", "")),
-                       str(config.get("variant", "")), flatten(tree), {})
+        variant = str(config.get("variant", "")) or default_variant(self.lesson.experiment)
+        run = RunFacts("", self.lesson.id, "new", str(config.get("model", {}).get("name", "")), variant,
+                       flatten(tree), {})
         defaults = lesson_defaults(self.lesson.experiment)
         return [q for q in self.blocks.questions if q.before and q.id not in self.progress.answers
                 and all(f.matches(run, defaults) for f in q.before)]
@@ -185,7 +186,7 @@ class Walkthrough:
     def answer(self, question: Question, given: Any) -> Answer:
         """Keep the learner's answer. One asked before a run stays hidden until that run
         ends (reveal_after); one not tied to a run is marked at once."""
-        a = Answer(given)
+        a = Answer(given, at=run_stamp())
         if not question.before:
             a.right = question.is_right(given)
             facts = self.facts()
@@ -194,20 +195,37 @@ class Walkthrough:
         self.progress.save()
         return a
 
-    def reveal_after(self, run_id: str) -> list[tuple[Question, Answer]]:
-        """After run `run_id` ended: mark the questions answered before it, and say what the
-        learner's own run showed where the question tells how."""
+    def reveal_after(self, run_id: str, only: str = "") -> list[tuple[Question, Answer]]:
+        """After run `run_id` ended: mark the questions answered before it (or only question
+        `only`), and say what the learner's own run showed where the question tells how."""
         facts = self.facts()
+        run = next((r for r in facts.runs if r.id == run_id), None)
         out = []
         for q in self.blocks.questions:
             a = self.progress.answers.get(q.id)
-            if a is None or a.right is not None or (a.run and a.run != run_id):
+            if a is None or a.right is not None or (a.run and a.run != run_id) or (only and q.id != only):
                 continue
+            if run is None or not all(f.matches(run, facts.defaults) for f in q.before):
+                continue  # not the run it predicts
             a.run, a.right = run_id, q.is_right(a.given)
             a.observed = next((choice for choice, cond in q.observed.items() if cond.holds(facts)), None)
             out.append((q, a))
         if out:
             self.progress.save()
+        return out
+
+    def reveal_pending(self) -> list[tuple[Question, Answer]]:
+        """Mark the answers whose run has happened: for each question answered before a run
+        and not revealed yet, the first completed run it predicts, made after the answer (a
+        later second: the same second is too close to tell)."""
+        facts = self.facts()
+        out = []
+        for q in self.pending():
+            a = self.progress.answers[q.id]
+            run = next((r for r in facts.runs if r.status == "completed" and r.id[:15] > a.at
+                        and all(f.matches(r, facts.defaults) for f in q.before)), None)
+            if run is not None:
+                out += self.reveal_after(run.id, only=q.id)
         return out
 
     def pending(self) -> list[Question]:
