@@ -53,8 +53,10 @@ def test_a_diverging_a_flat_and_a_chance_run_are_each_named() -> None:
 
 def test_a_discriminator_that_wins_is_named() -> None:
     gan = {**CFG, "data": {"name": "digits"}}
-    found = diagnose(lines([], [], losses=[0.1] * 30, extra={"d_acc_real": 0.99, "d_acc_fake": 0.98}), gan)
+    found = diagnose(lines([], [], losses=[0.1] * 30, extra={"d_acc_real": 0.99, "d_acc_fake": 0.98, "loss_g": 12.0}), gan)
     assert "d-wins" in rules(found)
+    sharp = diagnose(lines([], [], losses=[0.1] * 30, extra={"d_acc_real": 0.99, "d_acc_fake": 0.98, "loss_g": 2.5}), gan)
+    assert "d-wins" not in rules(sharp)  # a sharp D against a G that still learns
     even = diagnose(lines([], [], losses=[0.7] * 30, extra={"d_acc_real": 0.6, "d_acc_fake": 0.55}), gan)
     assert "d-wins" not in rules(even)
 

@@ -6,7 +6,8 @@ sentence pointing to the section of the lesson that explains it.
     diverging    the training loss rose to twice its lowest
     flat         the training loss has not moved (within 2 %) over the whole run
     chance       validation accuracy within 5 points of chance at the last evaluations
-    d-wins       a GAN's discriminator tells real from fake almost always (≥ 95 %)
+    d-wins       a GAN's discriminator tells real from fake almost always (≥ 95 %) while the
+                 generator's loss stays high (D(G(z)) under 2 %)
     band         the headline metric left the lesson's expected band (reference.json) and
                  stayed out; the knobs that differ from the lesson's defaults are named
 """
@@ -127,7 +128,10 @@ def _d_wins(steps: list[dict]) -> list[tuple[str, str]]:
     if len(d) < 10:
         return []
     tail = d[-max(3, len(d) // 3):]
-    if all(m["d_acc_real"] >= 0.95 and m["d_acc_fake"] >= 0.95 for m in tail):
+    g_loss = [m["loss_g"] for m in tail if isinstance(m.get("loss_g"), (int, float))]
+    # D may well be right most of the time while G still learns (minibatch discrimination makes
+    # it sharp): it wins when G's loss −log D(G(z)) also stays high, D(G(z)) under 2 %
+    if all(m["d_acc_real"] >= 0.95 and m["d_acc_fake"] >= 0.95 for m in tail) and g_loss and min(g_loss) >= 4:
         return [("d-wins", f"The discriminator wins: since step {tail[0]['step']} it tells real from fake "
                            f"{min(min(m['d_acc_real'], m['d_acc_fake']) for m in tail) * 100:.0f}% of the time or more, "
                            "so the generator's gradients carry almost nothing.")]
