@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS=(textual textual-plotext plotext pytest-asyncio pytest-textual-snapshot syrupy mdit-py-plugins platformdirs)
+WHEELS=(textual pytest-asyncio pytest-textual-snapshot syrupy mdit-py-plugins platformdirs)
 if [[ "${1:-}" == "--fetch-wheels" ]]; then
     dir="${2:-.whl}"
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -25,7 +25,7 @@ if [[ "${1:-}" == "--fetch-wheels" ]]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c "import textual, textual_plotext, pytest_asyncio" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
+if ! $PY -c "import textual, pytest_asyncio" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/dlc-site .whl/*.whl \
         && export PYTHONPATH="/tmp/dlc-site${PYTHONPATH:+:$PYTHONPATH}"
 fi

@@ -159,6 +159,60 @@ async def test_tiny_run_trains_and_charts_arrive() -> None:
         assert isinstance(app.screen, DashboardScreen)
 
 
+def test_only_a_runs_start_and_end_wake_the_ui() -> None:
+    """Epochs, evaluations and pictures go to the handle's event list, read on the dashboard's
+    timer; only the start and the end are posted as messages (each woke the UI thread)."""
+    import numpy as np
+
+    from dlcourse_tui.engine.events import EpochEnded, Evaluated, PictureReady, RunFinished, RunStarted, StepEnded
+    from dlcourse_tui.lessons import find_lesson
+    from dlcourse_tui.tui.bridge import RunHandle
+
+    class FakeApp:
+        def __init__(self) -> None:
+            self.posted: list = []
+
+        def post_message(self, message) -> None:  # noqa: ANN001
+            self.posted.append(type(message.event).__name__)
+
+    app = FakeApp()
+    handle = RunHandle(config=find_lesson("single-neuron").config(), app=app)  # type: ignore[arg-type]
+    events = [RunStarted("r", {}, "cpu", 3, 2, 10, 0, False)]
+    for epoch in range(1, 6):
+        events += [StepEnded(2 * epoch, epoch, {"loss": 1.0}, 100.0, 0.1 * epoch),
+                   EpochEnded(epoch, 2 * epoch, {"loss": 1.0}, 0.1 * epoch),
+                   Evaluated(epoch, 2 * epoch, {"val_loss": 1.0}),
+                   PictureReady("boundary", "b", epoch, np.zeros((4, 4, 3), np.uint8))]
+    events.append(RunFinished("completed", 10, 5, {"loss": 1.0}, 1.0))
+    for e in events:
+        handle.callback(e)
+    assert app.posted == ["RunStarted", "RunFinished"]
+    assert handle.events == [e for e in events if not isinstance(e, StepEnded)]
+    assert len(handle.steps) == 5
+
+
+async def test_a_dashboard_catches_up_after_being_hidden() -> None:
+    """Under the runs screen the dashboard does nothing on its timer; back on top it shows
+    the whole run: every step point, the evaluations, the final status and log lines."""
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        handle = await start_tiny_run(pilot, epochs="3")
+        dash = app.screen
+        await pilot.press("R")
+        assert isinstance(app.screen, RunsScreen)
+        await wait_for(pilot, lambda: handle.phase == "completed", what="RunFinished")
+        await pilot.pause(0.6)
+        await pilot.press("escape")
+        assert app.screen is dash
+        loss = dash.query_one("#loss-chart", Curves)
+        await wait_for(pilot, lambda: len(loss.series["train"][0]) == 3 and len(loss.series["val"][0]) == 3,
+                       what="the points of all 3 epochs")
+        await wait_for(pilot, lambda: loss.draws > 0 and not loss.dirty, what="the chart drawn")
+        log = "\n".join(line.text for line in dash.query_one("#log").lines)
+        assert "epoch 3 val" in log and "run completed" in log
+        assert "completed" in str(dash.query_one("#run-status", StatusText).render())
+
+
 async def test_pause_then_stop_saves_checkpoint() -> None:
     app = DLCApp(preload_torch=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -319,9 +373,10 @@ async def test_runs_smoothing_keeps_raw_curve() -> None:
         await pilot.press("s")
         assert chart.smoothing == 0.6 and "EMA 0.6" in chart.title
         await pilot.pause()
-        chart.render()
-        # the raw series and the smoothed one: two plotted series for one run
-        assert len(chart.plt._active.monitor.y) == 2  # noqa: SLF001 - plotext keeps its data here
+        # the raw series (faint, unlabelled) and the smoothed one: two curves drawn for one run
+        from dlcourse_tui.render.plot import RAW
+
+        assert chart.chart is not None and [sid == RAW for _label, sid, _marker in chart.chart.curves] == [True, False]
         await pilot.press("s")
         assert chart.smoothing == 0 and "EMA" not in chart.title
 

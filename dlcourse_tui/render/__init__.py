@@ -6,7 +6,8 @@ arrays (``tensor.cpu().numpy()``), this package turns them into pictures.
 
 - ``images``: pixel arithmetic (tiles, colour maps, decision boundaries, PNGs)
 - ``halfblock``: pixels to Rich text with "▀" half blocks (or an ASCII ramp)
-- ``chart``: plotext line charts, downsampling, sparklines
+- ``chart``: line charts for the CLI, downsampling, sparklines
+- ``plot``: the line chart itself (numpy braille, axes, legend), for the app and the CLI
 
 Names are re-exported lazily, so ``import dlcourse_tui.render`` costs nothing.
 ``render.halfblock`` is the module; the function is

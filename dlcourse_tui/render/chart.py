@@ -1,14 +1,13 @@
-"""Terminal charts: plotext line charts, downsampling, sparklines.
+"""Terminal charts: line charts for the CLI, downsampling, sparklines.
 
-plotext is imported inside :func:`line_chart` only, so importing this module is
-cheap. Rendering a plotext chart costs milliseconds per thousand points, which is
-why every series is first cut to about two points per column by :func:`downsample`.
+:func:`line_chart` draws with render/plot.py, the chart the app draws too (numpy, about
+a millisecond a chart). Every series is first cut to about two points per dot column by
+:func:`downsample`, which keeps each bucket's minimum and maximum so spikes survive.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,9 +15,6 @@ import numpy as np
 __all__ = ["downsample", "line_chart", "sparkline", "SPARK_CHARS"]
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# Distinct markers so series stay apart when there is no colour.
-_MONO_MARKERS = ("braille", "x", "+", "o", "*", "#", "%", "@")
 
 
 def downsample(
@@ -39,35 +35,28 @@ def downsample(
     max_points = max(2, int(max_points))
     if n <= max_points:
         return x.tolist(), y.tolist()
-    inner = np.arange(1, n - 1)  # first and last are kept separately
+    n_inner = n - 2  # first and last are kept separately
     n_buckets = max(1, (max_points - 2) // 2)
-    edges = np.linspace(0, inner.shape[0], n_buckets + 1).astype(np.intp)
+    edges = np.linspace(0, n_inner, n_buckets + 1).astype(np.intp)
+    starts = edges[:-1][edges[1:] > edges[:-1]]  # n_inner > n_buckets: no bucket is empty
     y_inner = y[1:-1]
     lo_vals = np.where(np.isnan(y_inner), np.inf, y_inner)
     hi_vals = np.where(np.isnan(y_inner), -np.inf, y_inner)
-    keep = [0]
-    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        if b <= a:
-            continue
-        i_lo = a + int(np.argmin(lo_vals[a:b]))
-        i_hi = a + int(np.argmax(hi_vals[a:b]))
-        keep.extend(sorted({i_lo + 1, i_hi + 1}))
-    keep.append(n - 1)
-    idx = np.array(keep, dtype=np.intp)
+    # each bucket's first minimum and first maximum, without a Python loop over buckets
+    bucket = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, n_inner)))
+    first_lo = _first_per_bucket(lo_vals == np.minimum.reduceat(lo_vals, starts)[bucket], bucket, starts.shape[0])
+    first_hi = _first_per_bucket(hi_vals == np.maximum.reduceat(hi_vals, starts)[bucket], bucket, starts.shape[0])
+    inner = np.unique(np.concatenate([first_lo, first_hi]))  # sorted: buckets in order, each min/max in order
+    idx = np.concatenate([[0], inner + 1, [n - 1]]).astype(np.intp)
     return x[idx].tolist(), y[idx].tolist()
 
 
-def _new_figure():  # noqa: ANN202 - plotext's figure class has no public type
-    """A fresh plotext figure, private to this call (no shared global state)."""
-    try:
-        from plotext._figure import _figure_class
-
-        return _figure_class()
-    except ImportError:  # pragma: no cover - a plotext without the private class
-        import plotext as plt
-
-        plt.clear_figure()
-        return plt
+def _first_per_bucket(hit: np.ndarray, bucket: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Index of the first True of `hit` in each bucket (every bucket has one)."""
+    where = np.flatnonzero(hit)
+    first = np.full(n_buckets, -1, dtype=np.intp)
+    first[bucket[where][::-1]] = where[::-1]  # written last to first: the first one stays
+    return first
 
 
 def line_chart(
@@ -81,42 +70,20 @@ def line_chart(
     color: bool = True,
 ) -> str:
     """A line chart of named (xs, ys) series as a string of ``height`` lines
-    ``width`` columns wide (plotext's build, nothing printed).
+    ``width`` columns wide: the app's own chart (render/plot.py), for the headless CLI.
 
-    Each series is downsampled to ``2 * width`` points and non-finite y values are
-    dropped. With ``color=False`` the string has no ANSI escapes and each series
-    gets its own marker so the legend still tells them apart.
+    Each series is downsampled to two points per braille column and non-finite y values
+    are skipped. With ``color=False`` the string has no ANSI escapes and each series
+    after the first gets its own marker so the legend still tells them apart.
+    ``ylabel``, when given, is put before the title (the chart has no vertical label).
     """
-    fig = _new_figure()
-    fig.plotsize(max(10, int(width)), max(5, int(height)))
-    fig.theme("pro" if color else "clear")
-    if title:
-        fig.title(title)
-    if xlabel:
-        fig.xlabel(xlabel)
+    from dlcourse_tui.render.plot import chart_ansi, plot
+
     if ylabel:
-        fig.ylabel(ylabel)
-    x_lo, x_hi, all_int = math.inf, -math.inf, True
-    for i, (name, (xs, ys)) in enumerate(series.items()):
-        x = np.asarray(xs, dtype=np.float64)
-        y = np.asarray(ys, dtype=np.float64)
-        ok = np.isfinite(x) & np.isfinite(y)
-        if not ok.any():
-            continue
-        dx, dy = downsample(x[ok], y[ok], 2 * max(1, int(width)))
-        marker = "braille" if color else _MONO_MARKERS[i % len(_MONO_MARKERS)]
-        fig.plot(dx, dy, label=str(name), marker=marker)
-        x_lo, x_hi = min(x_lo, min(dx)), max(x_hi, max(dx))
-        all_int = all_int and bool(np.all(np.mod(x[ok], 1.0) == 0))
-    if all_int and x_hi > x_lo:  # steps and epochs: whole-number ticks, not 1249.8
-        ticks = np.unique(np.rint(np.linspace(x_lo, x_hi, 5))).astype(np.int64).tolist()
-        fig.xticks(ticks, [str(t) for t in ticks])
-    out = fig.build()
-    if hasattr(fig, "clear_figure"):
-        fig.clear_figure()
-    if not color:
-        out = _ANSI.sub("", out)
-    return out
+        title = f"{ylabel} · {title}" if title else ylabel
+    chart = plot([(str(name), xs, ys) for name, (xs, ys) in series.items()], max(10, int(width)),
+                 max(5, int(height)), title=title, xlabel=xlabel, mono=not color)
+    return chart_ansi(chart, color=color, mono=not color)
 
 
 def sparkline(values: Sequence[float], width: int = 30) -> str:

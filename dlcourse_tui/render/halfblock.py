@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.color import Color, ColorTriplet, ColorType
 from rich.measure import Measurement
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 
@@ -22,7 +23,7 @@ from .images import to_rgb, upscale
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
-__all__ = ["halfblock", "HalfBlockImage", "fit_width", "UPPER_HALF", "ASCII_RAMP"]
+__all__ = ["halfblock", "halfblock_lines", "HalfBlockImage", "fit_width", "UPPER_HALF", "ASCII_RAMP"]
 
 UPPER_HALF = "▀"
 # Dark to bright: on a dark terminal a bright pixel gets a dense character.
@@ -132,6 +133,23 @@ def halfblock(
     if not color:
         return _ascii(rgb, ramp)
 
+    n_lines, starts, ends, run_keys = _runs(rgb)
+    # Cell index → text offset: each earlier line adds one "\n".
+    t_starts = (starts + starts // w).tolist()
+    t_ends = (ends + (ends - 1) // w).tolist()
+    keys = run_keys.tolist()
+    styles = _ensure_styles(keys)
+    make_span = Span._make
+    spans = [make_span((s, e, styles[k])) for s, e, k in zip(t_starts, t_ends, keys)]
+    plain = "\n".join([UPPER_HALF * w] * n_lines)
+    return Text(plain, no_wrap=True, overflow="crop", spans=spans)
+
+
+def _runs(rgb: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(lines, run starts, run ends, run keys): runs of equal cells of (H, W, 3) pixels in
+    cell indices (line * W + column), broken at every line start; a key packs the cell's
+    top and bottom pixel (see _ensure_styles)."""
+    h, w = rgb.shape[:2]
     packed = (
         (rgb[:, :, 0].astype(np.int64) << 16) | (rgb[:, :, 1].astype(np.int64) << 8) | rgb[:, :, 2]
     )
@@ -140,25 +158,41 @@ def halfblock(
     if h % 2:
         bottom = np.concatenate([bottom, np.full((1, w), _NO_BOTTOM, dtype=np.int64)], axis=0)
     keys = ((top << 25) | bottom).ravel()  # (lines * w,)
-    n_lines = top.shape[0]
-
-    # Runs of equal cells, broken at every line start.
     brk = np.empty(keys.shape[0], dtype=bool)
     brk[0] = True
     np.not_equal(keys[1:], keys[:-1], out=brk[1:])
     brk[::w] = True
     starts = np.flatnonzero(brk)
     ends = np.append(starts[1:], keys.shape[0])
-    # Cell index → text offset: each earlier line adds one "\n".
-    t_starts = (starts + starts // w).tolist()
-    t_ends = (ends + (ends - 1) // w).tolist()
-    run_keys = keys[starts].tolist()
+    return top.shape[0], starts, ends, keys[starts]
 
-    styles = _ensure_styles(run_keys)
-    make_span = Span._make
-    spans = [make_span((s, e, styles[k])) for s, e, k in zip(t_starts, t_ends, run_keys)]
-    plain = "\n".join([UPPER_HALF * w] * n_lines)
-    return Text(plain, no_wrap=True, overflow="crop", spans=spans)
+
+def halfblock_lines(
+    pixels: np.ndarray,
+    width: int | None = None,
+    *,
+    color: bool = True,
+    grow: bool = False,
+    ramp: str = ASCII_RAMP,
+) -> list[list[Segment]]:
+    """The picture of :func:`halfblock` as one list of Rich segments per line (a run of
+    equal cells is one segment), ready to become Textual strips without going through
+    Text: a widget can keep them and repaint at no cost."""
+    rgb = fit_width(to_rgb(pixels), width, grow=grow)
+    h, w = rgb.shape[:2]
+    if h == 0 or w == 0:
+        return []
+    if not color:
+        return [[Segment(line)] for line in _ascii(rgb, ramp).plain.split("\n")]
+    n_lines, starts, ends, run_keys = _runs(rgb)
+    keys = run_keys.tolist()
+    styles = _ensure_styles(keys)
+    lengths = (ends - starts).tolist()
+    line_of = (starts // w).tolist()
+    lines: list[list[Segment]] = [[] for _ in range(n_lines)]
+    for line, n, k in zip(line_of, lengths, keys):
+        lines[line].append(Segment(UPPER_HALF * n, styles[k]))
+    return lines
 
 
 class HalfBlockImage:

@@ -1,26 +1,32 @@
 """The dlc app: lesson browser first, then picker, dashboard, runs and help screens.
 
-Nothing here imports torch: the first paint shows the browser, then torch is imported on
-a worker thread so a run starts quickly. Runs train on Textual thread workers (bridge.py).
+Nothing here imports torch: the first paint shows the browser, then, once the learner's
+keys rest for a second, torch is imported on a worker thread so a run starts quickly.
+Runs train on Textual thread workers (bridge.py).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 import time
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 
-from dlcourse_tui.tui.bridge import RunHandle, _Done, settle_heap, supervise
+from dlcourse_tui.tui.bridge import RunHandle, _Done, supervise
 from dlcourse_tui.tui.messages import RunEvent
 
 _T0 = time.perf_counter()
 HELP_SCREENS_KEPT = 8  # help modals kept built, one per (screen, keys)
 SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (see start_run)
+# Seconds without a key press before torch is imported in the background. Loading torch's
+# libraries holds the GIL for up to ~0.2 s at a time: keys pressed meanwhile waited that long.
+# A run started sooner imports it on its own thread, as it would anyway.
+PRELOAD_IDLE = 1.0
 
 
 def _course_commands():
@@ -52,6 +58,7 @@ class DLCApp(App):
         self.torch_at_first_paint: bool | None = None
         self._help_screens: dict[tuple, str] = {}  # (title, keys) -> installed screen name
         self._help_ids = itertools.count()
+        self._preload_timer = None  # the timer that starts the torch import once keys rest
 
     def on_mount(self) -> None:
         from dlcourse_tui.tui.screens.browser import BrowserScreen
@@ -62,16 +69,32 @@ class DLCApp(App):
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - _T0
         self.torch_at_first_paint = "torch" in sys.modules
+        # Textual and the app live as long as the process: out of the collector's sight, a full
+        # collection no longer walks them (one of ~65k objects took 65-75 ms of a key press).
+        gc.freeze()
         if self.preload_torch:
-            self._preload()
+            # the import thread holds the GIL between C calls; a key waits 1 ms for it, not 5
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+            self._preload_timer = self.set_timer(PRELOAD_IDLE, self._start_preload)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and self._preload_timer is not None:
+            self._preload_timer.reset()  # the learner is moving around: import torch when they stop
+        await super().on_event(event)
+
+    def _start_preload(self) -> None:
+        self._preload_timer = None
+        self._preload()
 
     @work(thread=True, group="preload", exit_on_error=False)
     def _preload(self) -> None:
         """Import torch and the engine in the background (the first run starts sooner), then
-        keep what was imported out of the garbage collector's way (bridge.settle_heap)."""
+        keep what was imported out of the garbage collector's way. Freezing costs nothing;
+        collecting first (bridge.settle_heap) held the GIL for 100-300 ms, keys waiting: a run
+        collects once before it starts, when nobody is typing."""
         import dlcourse_tui.engine.session  # noqa: F401
 
-        settle_heap()
+        gc.freeze()
 
     # -- runs -----------------------------------------------------------------------------
     @property
@@ -113,8 +136,7 @@ class DLCApp(App):
         if isinstance(event, _Done):
             if handle.phase in ("preparing", "training", "stopping"):
                 handle.phase = "ended"
-        else:
-            handle.events.append(event)
+        else:  # the event is in handle.events already (the bridge put it there)
             if isinstance(event, RunStarted):
                 handle.phase = "training"
             elif isinstance(event, RunFinished):
@@ -126,8 +148,6 @@ class DLCApp(App):
             elif isinstance(event, RunFailed):
                 handle.phase = "failed"
                 self.notify(event.message, title="run failed", severity="error", timeout=15)
-        if not isinstance(event, (RunStarted, RunFinished, RunFailed, _Done)):
-            return  # epochs, evaluations and pictures: the dashboard applies them on its timer, batched
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.handle is handle and screen.ready and screen.is_attached:
                 screen.catch_up()

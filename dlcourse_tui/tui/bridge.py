@@ -1,9 +1,10 @@
 """The bridge between a training thread and the UI.
 
 The trainer calls RunHandle.callback on its worker thread. StepEnded metrics go into a
-lock-protected buffer (StepBuffer) that the dashboard reads on a timer, so a run costs the
-UI nothing per step; every other event is posted to the app as one RunEvent message
-(post_message is thread-safe). Nothing here imports torch.
+lock-protected buffer (StepBuffer) and every other event into the handle's event list, both
+read by the dashboard on a timer, so a run costs the UI nothing per step or epoch; a run's
+start and end are also posted to the app as RunEvent messages (post_message is
+thread-safe). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class RunHandle:
     pause_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
     steps: StepBuffer = field(default_factory=StepBuffer)
-    events: list[Any] = field(default_factory=list)  # every non-step event, in order (UI thread reads)
+    events: list[Any] = field(default_factory=list)  # every non-step event, in order (worker appends, UI reads)
     run_id: str = ""
     run_path: str = ""
     started: RunStarted | None = None
@@ -79,7 +80,11 @@ class RunHandle:
 
     # -- worker thread side ---------------------------------------------------------------
     def callback(self, event: Event) -> None:
-        """The trainer's callback (worker thread): steps to the buffer, the rest as messages."""
+        """The trainer's callback (worker thread): steps to the buffer, every other event to
+        `events`, which the dashboard reads on its timer; only a run's start and end are also
+        posted as messages (they change what the app shows at once). A tiny model ends dozens
+        of epochs a second: a message for each woke the UI thread, which took the GIL from the
+        trainer each time, to do nothing before the next tick."""
         if isinstance(event, StepEnded):
             self.steps.append(StepPoint(event.step, event.epoch, dict(event.metrics), event.samples_per_sec, event.elapsed))
             return
@@ -88,7 +93,9 @@ class RunHandle:
             self.run_id = event.run_id
         elif isinstance(event, (RunFinished, RunFailed)):
             self.final = event
-        self.post(event)
+        self.events.append(event)  # one atomic list append (the GIL): the UI thread only reads
+        if isinstance(event, (RunStarted, RunFinished, RunFailed)):
+            self.post(event)
 
     def post(self, event: Event) -> None:
         """Send one event to the app as a RunEvent; silently dropped once the app has closed."""

@@ -1,17 +1,24 @@
 """The lesson browser: chapters and lessons as a tree beside the lesson text and a
-summary of its experiment. Reads lesson files only (no torch)."""
+summary of its experiment. Reads lesson files only (no torch).
+
+A move of the tree's cursor shows the lesson at once: its summary replaces the old one
+without a layout of the screen when it takes as many lines, and its text is laid out once
+per width (widgets/lesson_text.py) and kept. The first frame shows the tree and the summary;
+the text follows on the next (laying it out, markdown-it's import included, is not on the
+way to the first paint)."""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, Markdown, Static, Tree
+from textual.widgets import Header, Static, Tree
 
-from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.lessons import Lesson, broken_lessons, load_lessons
+from dlcourse_tui.tui.widgets.keybar import KeyBar
+from dlcourse_tui.tui.widgets.lesson_text import LessonText
 
 CHAPTERS = {
     1: "Foundations",
@@ -44,6 +51,39 @@ def experiment_summary(lesson: Lesson) -> str:
     return "\n".join(lines)
 
 
+class Summary(Static):
+    """The experiment summary under the text: a new lesson's summary repaints only this
+    widget, unless it needs another number of lines (then a layout of the screen, as
+    Static.update always did)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._height = (-1, -1)  # (width, lines) of what is shown
+
+    def show(self, content) -> None:  # noqa: ANN001 - a textual Content (or markup)
+        from textual.content import Content
+
+        if isinstance(content, str):
+            content = Content.from_markup(content)
+        width = self.content_size.width
+        height = (width, content.get_height(self.styles, width)) if width > 0 else (-1, -1)
+        self.update(content, layout=height != self._height or width <= 0)
+        self._height = height
+
+class LessonTree(Tree):
+    """The course tree; a move of its cursor shows the lesson in the same refresh (Tree posts
+    NodeHighlighted, handled after the frame with the moved cursor has gone out: two frames
+    for every key, the second the one the learner waits for)."""
+
+    def watch_cursor_line(self, previous_line: int, line: int) -> None:
+        super().watch_cursor_line(previous_line, line)
+        node = self.cursor_node
+        if previous_line != line and node is not None and isinstance(node.data, Lesson) and self.is_mounted:
+            screen = self.screen
+            if isinstance(screen, BrowserScreen):
+                screen.show(node.data)
+
+
 class BrowserScreen(Screen):
     """Pick a lesson, read it, start its experiment."""
 
@@ -54,19 +94,17 @@ class BrowserScreen(Screen):
         Binding("tab", "focus_next", "Focus", show=False),
     ]
 
-    TEXT_DELAY = 0.25  # seconds the cursor rests on a lesson before its text is laid out
-
     def __init__(self) -> None:
         super().__init__()
         self.lessons = load_lessons()
         self.lesson: Lesson | None = self.lessons[0] if self.lessons else None
-        self.texts: dict[str, Markdown] = {}  # lesson id -> its laid-out text (shown again at no cost)
-        self._text_timer = None
+        self._shown: Lesson | None = None  # the lesson whose summary and text are on screen
+        self._summaries: dict[str, object] = {}  # lesson id -> its summary, parsed once
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            tree: Tree[Lesson | None] = Tree("Course", id="lesson-tree")
+            tree: Tree[Lesson | None] = LessonTree("Course", id="lesson-tree")
             tree.show_root = False
             tree.guide_depth = 2
             chapters: dict[int, object] = {}
@@ -77,8 +115,8 @@ class BrowserScreen(Screen):
                 chapters[lesson.chapter].add_leaf(lesson.title, data=lesson)
             yield tree
             with Vertical(id="lesson-pane"):
-                yield VerticalScroll(id="lesson-scroll")
-                yield Static(id="experiment", markup=True)
+                yield LessonText(id="lesson-scroll")
+                yield Summary(id="experiment", markup=True)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -103,34 +141,25 @@ class BrowserScreen(Screen):
                 tree.focus()
                 return
 
-    def show(self, lesson: Lesson | None, *, at_once: bool = False) -> None:
-        """The lesson's summary now; its text once the cursor rests (laying out Markdown
-        takes 0.1-0.8 s on a busy 2-core machine, too long to do on every arrow key)."""
-        if lesson is None:
+    def show(self, lesson: Lesson | None, *, at_once: bool = False) -> None:  # noqa: ARG002 - always at once now
+        """The lesson's summary and its text (laid out the first time, then kept)."""
+        if lesson is None or lesson is self._shown:
             return
-        self.lesson = lesson
-        self.query_one("#experiment", Static).update(
-            f"[b]{lesson.title}[/] — [b]r[/] run · [b]m[/] models & knobs\n" + experiment_summary(lesson))
-        if self._text_timer is not None:
-            self._text_timer.stop()
-            self._text_timer = None
-        if at_once or lesson.id in self.texts:
-            self.show_text(lesson)
-        else:
-            self._text_timer = self.set_timer(self.TEXT_DELAY, lambda: self.show_text(lesson))
+        self.lesson = self._shown = lesson
+        summary = self._summaries.get(lesson.id)
+        if summary is None:
+            from textual.content import Content
+
+            summary = self._summaries[lesson.id] = Content.from_markup(
+                f"[b]{lesson.title}[/] — [b]r[/] run · [b]m[/] models & knobs\n" + experiment_summary(lesson))
+        self.query_one("#experiment", Summary).show(summary)
+        self.show_text(lesson)
 
     def show_text(self, lesson: Lesson) -> None:
-        """Show the lesson's text, laid out once per lesson and kept."""
+        """Show the lesson's text, laid out once per lesson and width and kept."""
         if lesson is not self.lesson:
             return
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        text = self.texts.get(lesson.id)
-        if text is None:
-            text = self.texts[lesson.id] = Markdown(lesson.body, classes="lesson-text")
-            scroll.mount(text)
-        for other in self.texts.values():
-            other.display = other is text
-        scroll.scroll_home(animate=False)
+        self.query_one("#lesson-scroll", LessonText).show(lesson.id, lesson.body)
 
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted) -> None:

@@ -24,8 +24,22 @@ from dlcourse_tui.tui.widgets.curves import Curves
 from dlcourse_tui.tui.widgets.picture import Picture
 from dlcourse_tui.tui.widgets.status import StatusText
 
-TICK = 0.5  # seconds between reads of the step buffer and status updates (each repaint takes the GIL from the trainer)
-CHART_PERIOD = 0.5  # seconds between chart redraws (each is plotted, then converted to lines: CPU the trainer wants)
+TICK = 0.5  # seconds between updates of what the dashboard shows (each repaint takes the GIL from the trainer)
+CHART_PERIOD = TICK  # charts are redrawn on the same tick: one frame for status, log, picture and charts
+
+
+class RunLog(RichLog):
+    """The run's log. A write scrolls to the end at once, in the frame that shows the new
+    lines: RichLog scrolls after the next refresh, so each batch of lines cost two frames
+    (a full pass of the compositor each, the GIL taken from the trainer)."""
+
+    def write(self, content, width=None, expand=False, shrink=True, scroll_end=None, animate=False):  # noqa: ANN001, ANN201, D102, PLR0913
+        auto = self.auto_scroll if scroll_end is None else scroll_end
+        super().write(content, width, expand, shrink, scroll_end=False if self._size_known else scroll_end,
+                      animate=animate)
+        if auto and self._size_known:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        return self
 
 
 def fmt_time(seconds: float) -> str:
@@ -55,6 +69,8 @@ class DashboardScreen(Screen):
         self.ready = False  # mounted: its widgets exist (events before that are applied by on_mount)
         self.metric = headline_chart(handle.config.lesson)  # the chart beside the loss: the lesson's target
         self.mono = bool(os.environ.get("NO_COLOR"))
+        self._log_lines: list[str] = []  # lines not yet written to the log (written in one batch)
+        self._batching = False  # applying a batch of events: their log lines wait for flush_log
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -66,7 +82,7 @@ class DashboardScreen(Screen):
                 yield Curves(self.metric.title, id="metric-chart", mono=self.mono)
             with Vertical(id="side"):
                 yield Picture(id="picture", color=not self.mono)
-                yield RichLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
+                yield RunLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -80,8 +96,7 @@ class DashboardScreen(Screen):
             chart.set_series("val", [], [])
         self.ready = True
         self.tick()  # applies every event so far
-        self.set_interval(TICK, self.tick)
-        self.set_interval(CHART_PERIOD, self.redraw_charts)
+        self.set_interval(TICK, self.on_tick)
 
     # -- reading the run --------------------------------------------------------------
     def catch_up(self) -> None:
@@ -93,11 +108,24 @@ class DashboardScreen(Screen):
         if not new:
             return
         latest = {e.name: i for i, e in enumerate(new) if isinstance(e, PictureReady)}
-        for i, event in enumerate(new):
-            if isinstance(event, PictureReady) and latest[event.name] != i:
-                continue
-            self.apply(event, status=False)
+        self._batching = True
+        try:
+            for i, event in enumerate(new):
+                if isinstance(event, PictureReady) and latest[event.name] != i:
+                    continue
+                self.apply(event, status=False)
+        finally:
+            self._batching = False
+            self.flush_log()
         self.update_status()
+
+    def on_tick(self) -> None:
+        """The timer: while this screen is shown, bring it up to date and redraw the charts in
+        the same frame (two timers out of phase made two frames, each a full pass of the
+        compositor, every half second). Hidden, it does nothing: showing it again catches up."""
+        if self.app.screen is self:
+            self.tick()
+            self.redraw_charts()
 
     def tick(self) -> None:
         """Read new step points from the buffer into the charts; update the status line."""
@@ -173,6 +201,7 @@ class DashboardScreen(Screen):
         elif isinstance(event, PictureReady):
             self.query_one("#picture", Picture).show(event.pixels, f"{event.title} · epoch {event.epoch}")
         elif isinstance(event, TableReady):
+            self.flush_log()
             self.query_one("#log", RichLog).write(table_of(event.title, event.columns, event.rows))
         elif isinstance(event, RunFinished):
             self.log_line(f"run {event.status} at step {event.step}: {fmt_metrics(event.metrics)}")
@@ -198,13 +227,23 @@ class DashboardScreen(Screen):
             chart.set_series(series, xs + [x for x, _ in new], ys + [y for _, y in new])
 
     def log_line(self, line: str) -> None:
-        self.query_one("#log", RichLog).write(Text(line))
+        """Add a line to the log: written now unless a batch of events is being applied."""
+        self._log_lines.append(line)
+        if not self._batching:
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the pending lines in one go: one wrap, one scroll and one layout for a batch
+        (a tiny model logs dozens of epochs between two ticks; each write re-laid the screen out)."""
+        if self._log_lines:
+            lines, self._log_lines = self._log_lines, []
+            self.query_one("#log", RichLog).write(Text("\n".join(lines)))
 
     def on_unmount(self) -> None:
         self.ready = False
 
     def on_screen_resume(self) -> None:
-        self.catch_up()  # charts that missed data while hidden are still dirty: the next tick draws them
+        self.tick()  # what happened while hidden; the charts show what they had until the next tick draws them
 
     # -- keys -------------------------------------------------------------------------
     def action_pause(self) -> None:
