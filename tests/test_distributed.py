@@ -200,7 +200,7 @@ def test_a_signal_to_the_launcher_stops_every_worker_with_a_checkpoint(tmp_path,
         t0 = time.monotonic()
         proc.send_signal(signum)
         r = finish(proc, timeout=30)
-        while alive(tree) and time.monotonic() - t0 < 10:
+        while alive(tree) and time.monotonic() - t0 < 30:  # a bound against a hang, not a measurement
             time.sleep(0.1)
         assert not alive(tree), f"still running {time.monotonic() - t0:.1f} s after {signum.name}: {alive(tree)}"
     finally:  # whatever happened above, nothing is left running

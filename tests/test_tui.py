@@ -287,43 +287,42 @@ async def test_failing_run_leaves_app_usable(monkeypatch: pytest.MonkeyPatch) ->
         assert isinstance(app.screen, PickerScreen)
 
 
-async def test_quit_mid_run_exits_promptly() -> None:
+async def test_quit_mid_run_stops_the_run_with_a_checkpoint() -> None:
     app = DLCApp(preload_torch=False)
     async with app.run_test(size=SIZE) as pilot:
         handle = await start_tiny_run(pilot, epochs="5000")
         await wait_for(pilot, lambda: len(handle.steps) > 0, what="training steps")
-        t0 = time.monotonic()
         await pilot.press("ctrl+q")
-    assert handle.done_event.wait(5), "the training thread outlived the app"
-    assert time.monotonic() - t0 < 5
+    # a bound against a hang, not a measurement: 5000 epochs would take minutes
+    assert handle.done_event.wait(60), "the training thread outlived the app"
     record = next(r for r in list_runs() if r.id == handle.run_id)
-    assert record.status == "stopped" and record.checkpoint.is_file()
+    assert record.status == "stopped" and record.checkpoint.is_file() and record.summary["epoch"] < 5000
 
 
-def test_quit_while_preparing_exits_process_promptly() -> None:
-    """A run still preparing its data cannot be interrupted; the process exits anyway."""
+def test_quit_while_preparing_exits_the_process_without_waiting_for_the_data() -> None:
+    """A run still preparing its data cannot be interrupted; the process exits anyway. Here
+    preparing never ends (the data generator waits forever), so an exit proves it."""
     script = textwrap.dedent("""
-        import asyncio, time
+        import asyncio, threading
+        import dlcourse_tui.engine.session as session
         from dlcourse_tui.tui import leave
         from dlcourse_tui.tui.app import DLCApp
+
+        session.load_dataset = lambda *a, **k: threading.Event().wait()  # preparing never ends
 
         async def main():
             app = DLCApp(preload_torch=False)
             async with app.run_test(size=(80, 24)) as pilot:
-                await pilot.press("r")  # linear-classifier: 5000 images to generate first
+                await pilot.press("r")
                 await pilot.pause(0.3)
                 assert app.current_run.phase == "preparing", app.current_run.phase
-                print("QUIT", time.time(), flush=True)
                 await pilot.press("ctrl+q")
             return app
 
         leave(asyncio.run(main()))  # what `dlc` does after the app returns
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    end = time.time()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    quit_at = float(proc.stdout.split("QUIT")[1].split()[0])
-    assert end - quit_at < 4.0, f"the process took {end - quit_at:.1f} s to exit after ctrl+q"
 
 
 async def _palette(pilot, text: str, expect: str) -> None:
