@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dlcourse_tui.course.reference import Reference
-from dlcourse_tui.engine.config import flatten, number_text
+from dlcourse_tui.engine.config import number_text
 
 if TYPE_CHECKING:
     from dlcourse_tui.lessons import Lesson
@@ -173,11 +173,10 @@ def _band(evals: list[dict], config: dict[str, Any], lesson: "Lesson", reference
 
 def _changed_knobs(config: dict[str, Any], lesson: "Lesson") -> str:
     """'the learning rate is 10× the default (0.1 vs 0.01), weight_decay 0.5 (default 0)'."""
-    from dlcourse_tui.course.facts import lesson_defaults
+    from dlcourse_tui.course.facts import dotted, lesson_defaults
 
     defaults = lesson_defaults(lesson.experiment)
-    flat = flatten({"train": config.get("train", {}), "model": config.get("model", {}), "data": config.get("data", {}),
-                    "task": config.get("task_args", {})})
+    flat = dotted(config)
     parts = []
     for key in lesson.knobs:
         if key not in defaults or key not in flat or flat[key] == defaults[key]:

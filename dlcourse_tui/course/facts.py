@@ -54,19 +54,24 @@ class Facts:
     app: AppFacts
 
 
+def dotted(config: dict[str, Any]) -> dict[str, Any]:
+    """A RunConfig.to_dict() (a run's config.json) with the dotted keys conditions and knobs
+    use: train.lr, model.dropout, data.n_train, task.augment."""
+    return flatten({"train": config.get("train", {}), "model": config.get("model", {}), "data": config.get("data", {}),
+                    "task": config.get("task_args", {})})
+
+
 def run_facts(record: RunRecord) -> RunFacts | None:
     """A run folder as RunFacts (None when its config cannot be read)."""
     try:
         cfg = record.config
     except (OSError, ValueError):
         return None
-    tree = {"train": cfg.get("train", {}), "model": cfg.get("model", {}), "data": cfg.get("data", {}),
-            "task": cfg.get("task_args", {})}
     metrics = {k: v for k, v in record.summary.get("metrics", {}).items() if isinstance(v, (int, float))}
     if "train_acc" in metrics and "val_acc" in metrics:
         metrics["gap"] = metrics["train_acc"] - metrics["val_acc"]
     return RunFacts(record.id, str(cfg.get("lesson", "")), record.status, str(cfg.get("model", {}).get("name", "")),
-                    str(cfg.get("variant", "")), flatten(tree), metrics)
+                    str(cfg.get("variant", "")), dotted(cfg), metrics)
 
 
 def lesson_defaults(experiment: dict[str, Any]) -> dict[str, Any]:

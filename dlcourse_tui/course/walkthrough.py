@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from dlcourse_tui.course.blocks import Blocks, Question, Step, parse_blocks
-from dlcourse_tui.course.facts import Facts, RunFacts, default_variant, gather, lesson_defaults
+from dlcourse_tui.course.facts import Facts, RunFacts, default_variant, dotted, gather, lesson_defaults
 from dlcourse_tui.course.progress import Answer, Progress, run_stamp
 
 if TYPE_CHECKING:
@@ -172,13 +172,9 @@ class Walkthrough:
     def questions_before(self, config: dict[str, Any]) -> list[Question]:
         """The open prediction questions for a run of `config` (RunConfig.to_dict()): tied to
         runs it matches, and not answered yet."""
-        from dlcourse_tui.engine.config import flatten
-
-        tree = {"train": config.get("train", {}), "model": config.get("model", {}), "data": config.get("data", {}),
-                "task": config.get("task_args", {})}
         variant = str(config.get("variant", "")) or default_variant(self.lesson.experiment)
         run = RunFacts("", self.lesson.id, "new", str(config.get("model", {}).get("name", "")), variant,
-                       flatten(tree), {})
+                       dotted(config), {})
         defaults = lesson_defaults(self.lesson.experiment)
         return [q for q in self.blocks.questions if q.before and q.id not in self.progress.answers
                 and all(f.matches(run, defaults) for f in q.before)]

@@ -47,8 +47,14 @@ class DLCApp(App):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("R", "runs", "Runs", key_display="R"),
         Binding("D", "dashboard", "Dashboard", key_display="D", show=False),
+        Binding("w", "walkthrough", "Walkthrough", show=False),
+        Binding("n", "walk_next", "Next step", show=False),
+        Binding("h", "walk_hint", "Hint", show=False),
+        Binding("c", "walk_check", "Check the step", show=False),
+        Binding("x", "walk_reset", "Reset the walkthrough", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
+    WALK_ACTIONS = ("walk_next", "walk_hint", "walk_check", "walk_reset")  # only with a walkthrough pane shown
 
     def __init__(self, *, preload_torch: bool = True) -> None:
         super().__init__()
@@ -59,12 +65,19 @@ class DLCApp(App):
         self._help_screens: dict[tuple, str] = {}  # (title, keys) -> installed screen name
         self._help_ids = itertools.count()
         self._preload_timer = None  # the timer that starts the torch import once keys rest
+        from dlcourse_tui.tui.walk import Walks
+
+        self.walks = Walks()
+        self._walk_lesson = None  # the lesson whose walkthrough runs, runs and help screens note
+        self._walk_timer = None  # a pending check of the shown walkthrough (keys come fast)
+        self._skipped: set[str] = set()  # prediction questions skipped in this session
 
     def on_mount(self) -> None:
         from dlcourse_tui.tui.screens.browser import BrowserScreen
 
         self.push_screen(BrowserScreen())
         self.call_after_refresh(self._first_paint)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
 
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - _T0
@@ -101,11 +114,39 @@ class DLCApp(App):
     def current_run(self) -> RunHandle | None:
         return self.runs[-1] if self.runs else None
 
-    def start_run(self, config, lesson=None, *, resume=None) -> RunHandle:
+    def start_run(self, config, lesson=None, *, resume=None) -> RunHandle | None:
         """Start `config` on a thread worker and open its dashboard; a run still going is stopped.
 
-        With `resume` (a RunRecord with a checkpoint), the run continues that record.
+        With `resume` (a RunRecord with a checkpoint), the run continues that record. With the
+        walkthrough shown, the lesson's open prediction questions for this run are asked first
+        (then the run starts once they are answered or skipped, and None is returned).
         """
+        if resume is None and lesson is not None and self.walks.visible:
+            walk = self.walks.of(lesson)
+            questions = [q for q in (walk.questions_before(config.to_dict()) if walk else []) if q.id not in self._skipped]
+            if questions:
+                self._ask(walk, questions, 0, lambda: self._start(config, None))
+                return None
+        return self._start(config, resume)
+
+    def _ask(self, walk, questions, i: int, then) -> None:  # noqa: ANN001
+        """Ask questions[i:] one modal at a time, keep the answers, then call `then`."""
+        from dlcourse_tui.tui.screens.predict import PredictScreen
+
+        if i >= len(questions):
+            then()
+            return
+
+        def answered(given) -> None:  # noqa: ANN001
+            if given is None:
+                self._skipped.add(questions[i].id)
+            else:
+                walk.answer(questions[i], given)
+            self._ask(walk, questions, i + 1, then)
+
+        self.push_screen(PredictScreen(questions[i], i + 1, len(questions)), answered)
+
+    def _start(self, config, resume) -> RunHandle:
         from dlcourse_tui.tui.screens.dashboard import DashboardScreen
 
         for old in self.runs:
@@ -148,10 +189,144 @@ class DLCApp(App):
             elif isinstance(event, RunFailed):
                 handle.phase = "failed"
                 self.notify(event.message, title="run failed", severity="error", timeout=15)
+            if isinstance(event, (RunFinished, RunFailed)):
+                self._run_ended(handle)
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.handle is handle and screen.ready and screen.is_attached:
                 screen.catch_up()
                 screen.update_status()
+
+    # -- walkthroughs -------------------------------------------------------------------
+    def walk_lesson(self):  # noqa: ANN201 - a Lesson or None
+        """The lesson whose walkthrough the current screen shows (or the last one followed)."""
+        if not self.screen_stack:  # starting or closing
+            return self._walk_lesson
+        lesson = getattr(self.screen, "walk_lesson", None)
+        if lesson is not None:
+            self._walk_lesson = lesson
+        return self._walk_lesson
+
+    def note(self, lesson, **did) -> None:  # noqa: ANN001, ANN003
+        """Record what the learner did in `lesson`'s walkthrough; with the pane shown, check
+        its step soon (a burst of keys checks once)."""
+        if lesson is None:
+            return
+        self.walks.note(lesson, check=False, **did)
+        if self.walks.visible:
+            if self._walk_timer is not None:
+                self._walk_timer.stop()
+            self._walk_timer = self.set_timer(0.15, self._check_walk)
+
+    def _check_walk(self) -> None:
+        self._walk_timer = None
+        lesson = self.walk_lesson()
+        walk = self.walks.of(lesson) if lesson is not None else None
+        ticked = walk.check() if walk is not None else []
+        if ticked:
+            self.notify(f"step done: {walk.steps[[s.id for s in walk.steps].index(ticked[0])].do}", title="walkthrough",
+                        timeout=5, markup=False)
+        self.refresh_walk(tuple(ticked))
+
+    def refresh_walk(self, just_ticked: tuple[str, ...] = ()) -> None:
+        """Redraw the current screen's walkthrough pane, if it has one and it is shown."""
+        from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
+
+        if not self.screen_stack:
+            return
+        panes = list(self.screen.query(WalkthroughPane))
+        lesson = self.walk_lesson()
+        for pane in panes:
+            pane.set_class(self.walks.visible, "shown")
+            self.screen.set_class(self.walks.visible, "walking")
+            if self.walks.visible and lesson is not None:
+                pane.show(self.walks.of(lesson), lesson_id=lesson.id, error=self.walks.errors.get(lesson.id, ""),
+                          just_ticked=just_ticked)
+
+    def _screen_changed(self, screen) -> None:  # noqa: ANN001
+        name = getattr(screen, "walk_name", "")
+        if name:
+            self.note(self.walk_lesson(), screen=name)
+        self.refresh_walk()
+
+    def _run_ended(self, handle: RunHandle) -> None:
+        """A run ended: tick its lesson's step, mark the predictions made for it."""
+        from dlcourse_tui.errors import UserError
+        from dlcourse_tui.lessons import find_lesson
+
+        try:
+            lesson = find_lesson(handle.config.lesson)
+        except UserError:
+            return
+        walk = self.walks.of(lesson)
+        if walk is None:
+            return
+        ticked = walk.check()
+        marked = walk.reveal_after(handle.run_id) + walk.reveal_pending() if handle.run_id else []
+        for q, a in marked:
+            verdict = "right" if a.right else "not quite"
+            seen = f" Your run showed: {a.observed}." if a.observed is not None else ""
+            self.notify(f"{q.ask}\nYou said {a.given}: {verdict}. {q.explain}{seen}", title="prediction",
+                        severity="information" if a.right else "warning", timeout=20, markup=False)
+        if ticked:
+            self.notify("walkthrough step done", timeout=4)
+        self.refresh_walk(tuple(ticked))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WALK_ACTIONS:
+            from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
+
+            return bool(self.screen_stack) and self.walks.visible and bool(self.screen.query(WalkthroughPane))
+        return True
+
+    def action_walkthrough(self) -> None:
+        """Show or hide the walkthrough pane (on the lesson browser and the dashboard)."""
+        from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
+
+        if not self.screen.query(WalkthroughPane):
+            self.notify("the walkthrough pane is on the lesson browser and the dashboard", timeout=3)
+            return
+        self.walks.visible = not self.walks.visible
+        lesson = self.walk_lesson()
+        if self.walks.visible and lesson is not None:
+            self.walks.note(lesson, check=False, opened=True, screen=getattr(self.screen, "walk_name", ""))
+            self._check_walk()
+        self.refresh_walk()
+        self.refresh_bindings()
+
+    def _walk(self):  # noqa: ANN202
+        lesson = self.walk_lesson()
+        return self.walks.of(lesson) if lesson is not None else None
+
+    def action_walk_next(self) -> None:
+        walk = self._walk()
+        if walk is not None:
+            walk.next()
+            self.refresh_walk(tuple(walk.progress.done[-1:]) if walk.current and walk.current.id in walk.progress.done else ())
+
+    def action_walk_hint(self) -> None:
+        walk = self._walk()
+        if walk is not None and walk.hint() is None:
+            self.notify("no more hints for this step", timeout=2)
+        self.refresh_walk()
+
+    def action_walk_check(self) -> None:
+        self._check_walk()
+
+    def action_walk_reset(self) -> None:
+        from dlcourse_tui.tui.screens.predict import ConfirmScreen
+
+        walk, lesson = self._walk(), self.walk_lesson()
+        if walk is None:
+            return
+
+        def reset(yes: bool | None) -> None:
+            if yes:
+                walk.reset()
+                self._skipped.clear()
+                self.notify(f"{lesson.title}: walkthrough progress forgotten (your runs stay)", timeout=4)
+            self.refresh_walk()
+
+        self.push_screen(ConfirmScreen(f"Forget your progress and answers in “{lesson.title}”? Your runs stay."), reset)
 
     def stop_all_runs(self) -> None:
         for handle in self.runs:

@@ -19,6 +19,7 @@ from textual.widgets import Header, Static, Tree
 from dlcourse_tui.lessons import Lesson, broken_lessons, load_lessons
 from dlcourse_tui.tui.widgets.keybar import KeyBar
 from dlcourse_tui.tui.widgets.lesson_text import LessonText
+from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
 
 CHAPTERS = {
     1: "Foundations",
@@ -85,11 +86,14 @@ class LessonTree(Tree):
 
 
 class BrowserScreen(Screen):
-    """Pick a lesson, read it, start its experiment."""
+    """Pick a lesson, read it, start its experiment; w shows its walkthrough beside the text."""
+
+    walk_name = "browser"  # as walkthrough conditions name this screen
 
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("m", "models", "Models & knobs"),
+        Binding("w", "app.walkthrough", "Walkthrough"),
         Binding("d", "dashboard", "Dashboard", show=False),
         Binding("tab", "focus_next", "Focus", show=False),
     ]
@@ -117,7 +121,12 @@ class BrowserScreen(Screen):
             with Vertical(id="lesson-pane"):
                 yield LessonText(id="lesson-scroll")
                 yield Summary(id="experiment", markup=True)
+            yield WalkthroughPane(id="walk-pane")
         yield KeyBar()
+
+    @property
+    def walk_lesson(self) -> Lesson | None:
+        return self.lesson
 
     def on_mount(self) -> None:
         self.title = "dlc"
@@ -154,12 +163,14 @@ class BrowserScreen(Screen):
                 f"[b]{lesson.title}[/] — [b]r[/] run · [b]m[/] models & knobs\n" + experiment_summary(lesson))
         self.query_one("#experiment", Summary).show(summary)
         self.show_text(lesson)
+        if self.is_attached:
+            self.app.note(lesson, opened=True, screen="browser")
 
     def show_text(self, lesson: Lesson) -> None:
         """Show the lesson's text, laid out once per lesson and width and kept."""
         if lesson is not self.lesson:
             return
-        self.query_one("#lesson-scroll", LessonText).show(lesson.id, lesson.body)
+        self.query_one("#lesson-scroll", LessonText).show(lesson.id, lesson.reading)
 
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted) -> None:

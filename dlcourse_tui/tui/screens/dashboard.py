@@ -23,6 +23,7 @@ from dlcourse_tui.tui.bridge import RunHandle
 from dlcourse_tui.tui.widgets.curves import Curves
 from dlcourse_tui.tui.widgets.picture import Picture
 from dlcourse_tui.tui.widgets.status import StatusText
+from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
 
 TICK = 0.5  # seconds between updates of what the dashboard shows (each repaint takes the GIL from the trainer)
 CHART_PERIOD = TICK  # charts are redrawn on the same tick: one frame for status, log, picture and charts
@@ -57,6 +58,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("k", "knobs", "Change knobs"),
         Binding("o", "folder", "Folder"),
+        Binding("w", "app.walkthrough", "Walkthrough"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -83,7 +85,20 @@ class DashboardScreen(Screen):
             with Vertical(id="side"):
                 yield Picture(id="picture", color=not self.mono)
                 yield RunLog(id="log", wrap=True, markup=False, max_lines=500, min_width=20)
+                yield WalkthroughPane(id="walk-pane")
         yield KeyBar()
+
+    walk_name = "dashboard"  # as walkthrough conditions name this screen
+
+    @property
+    def walk_lesson(self):  # noqa: ANN201 - the run's Lesson, or None for a lesson no longer there
+        from dlcourse_tui.errors import UserError
+        from dlcourse_tui.lessons import find_lesson
+
+        try:
+            return find_lesson(self.handle.config.lesson)
+        except UserError:
+            return None
 
     def on_mount(self) -> None:
         cfg = self.handle.config
@@ -200,6 +215,8 @@ class DashboardScreen(Screen):
                 self.query_one("#metric-chart", Curves).extend("val", [event.step], [event.metrics[self.metric.val]])
         elif isinstance(event, PictureReady):
             self.query_one("#picture", Picture).show(event.pixels, f"{event.title} · epoch {event.epoch}")
+            if self.app.screen is self:  # seen: the walkthrough may ask for it
+                self.app.note(self.walk_lesson, picture=event.name)
         elif isinstance(event, TableReady):
             self.flush_log()
             self.query_one("#log", RichLog).write(table_of(event.title, event.columns, event.rows))

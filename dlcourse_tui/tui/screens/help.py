@@ -30,6 +30,8 @@ def screen_keys(screen) -> list[tuple[str, str]]:
 class HelpScreen(ModalScreen):
     """The keys of the screen the learner came from; any of escape, q or ? closes it."""
 
+    walk_name = "help"
+
     BINDINGS = [
         Binding("escape", "dismiss", "Close"),
         Binding("question_mark", "dismiss", "Close", show=False),

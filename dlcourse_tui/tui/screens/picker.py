@@ -84,6 +84,12 @@ class KnobRow(Horizontal):
 class PickerScreen(Screen):
     """Choose a model, a variant and knob values; start a run with them."""
 
+    walk_name = "picker"  # as walkthrough conditions name this screen
+
+    @property
+    def walk_lesson(self) -> Lesson:
+        return self.lesson
+
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("ctrl+r", "defaults", "Defaults", priority=True),
@@ -200,6 +206,8 @@ class PickerScreen(Screen):
     @on(OptionList.OptionHighlighted, "#models")
     def _model(self, event: OptionList.OptionHighlighted) -> None:
         self.model = event.option.id or self.lesson.default_model
+        if self.is_attached and self.model != self.lesson.default_model:
+            self.app.note(self.lesson, model=self.model)
         self.query_one("#model-help", Static).update(f"model: {self.model}")
         if self.is_mounted:
             self.validate_all()
@@ -243,6 +251,11 @@ class PickerScreen(Screen):
             self.notify("fix the marked knob first", severity="warning", timeout=3)
             return
         config = self.build_config()
+        from dlcourse_tui.course.facts import dotted
+
+        values = dotted(config.to_dict())
+        self.app.note(self.lesson, model=self.model, variant=self.variant,
+                      knobs={k: values[k] for k in self.lesson.knobs if k in values})
         self.app.pop_screen()
         self.app.start_run(config, self.lesson)
 

@@ -77,6 +77,7 @@ class RunsScreen(Screen):
     """Every run in the store; space selects, enter opens one, v changes the metric,
     s smooths the curves, u resumes a stopped run."""
 
+    walk_name = "runs"  # as walkthrough conditions name this screen
     BINDINGS = [
         Binding("space", "select", "Select"),
         Binding("enter", "open", "Open"),
@@ -232,6 +233,7 @@ class RunsScreen(Screen):
 class RunScreen(Screen):
     """One past run: its curves of the loss and of its lesson's target metric, and its summary."""
 
+    walk_name = "run"
     BINDINGS = [Binding("escape", "back", "Back")]
 
     def __init__(self, record: RunRecord) -> None:
