@@ -13,7 +13,7 @@ from dlcourse_tui.tui.screens.browser import BrowserScreen
 from dlcourse_tui.tui.screens.dashboard import DashboardScreen
 from dlcourse_tui.tui.screens.picker import PickerScreen
 from dlcourse_tui.tui.screens.predict import ConfirmScreen, PredictScreen
-from dlcourse_tui.tui.screens.runs import RunsScreen
+from dlcourse_tui.tui.screens.runs import RunScreen, RunsScreen
 from dlcourse_tui.tui.widgets.walkthrough import WalkthroughPane
 from test_walkthrough import make_lesson
 
@@ -156,3 +156,47 @@ def test_walkthrough_pane_snapshot(snap_compare, size) -> None:
         await pilot.pause()
 
     assert snap_compare(DLCApp(preload_torch=False), terminal_size=size, run_before=open_pane)
+
+
+async def test_the_dashboard_draws_the_expected_band_and_logs_the_diagnosis(tmp_path, monkeypatch) -> None:
+    """A lesson that ships a band its run cannot reach (val_acc 0.98-1.0 from epoch 1): the
+    dashboard's accuracy chart carries the band, and once the run ends its log says, in one
+    sentence, that validation accuracy is below it and which knob differs."""
+    import json
+
+    from textual.widgets import RichLog
+
+    from dlcourse_tui.tui.widgets.curves import Curves
+
+    root = make_lesson(tmp_path / "extra", body="\n## What to watch in the curves\n\ntext\n")
+    band = {"epochs": [1, 2, 3], "median": [0.99] * 3, "p10": [0.98] * 3, "p90": [1.0] * 3}
+    (root / "90-walk" / "reference.json").write_text(json.dumps({"made_by": "test", "metrics": {"val_acc": band}}))
+    monkeypatch.setenv("DLC_LESSONS", str(root))
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_walk_lesson(pilot)
+        await pilot.press("m")
+        for knob, value in (("train-epochs", "3"), ("train-lr", "0.00001"), ("data-n_train", "40")):
+            field = app.screen.query_one(f"#knob-{knob}", Input)
+            field.focus()
+            await pilot.press("ctrl+u", *value)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash = app.screen
+        await wait_for(pilot, lambda: dash.handle.started is not None, what="the run to start")
+        await pilot.pause(0.3)
+        chart = dash.query_one("#metric-chart", Curves)
+        per_epoch = dash.handle.started.steps_per_epoch
+        assert chart.series["expected p10"] == ([per_epoch * 1.0, per_epoch * 2.0, per_epoch * 3.0], [0.98] * 3)
+        assert "expected p10" not in dash.query_one("#loss-chart", Curves).series  # no val_loss band shipped
+        await wait_for(pilot, lambda: dash.handle.phase == "completed", what="the run")
+        await wait_for(pilot, lambda: dash._diagnosed, what="the diagnoses")
+        await pilot.pause(0.2)
+        log = " ".join(" ".join(line.text for line in dash.query_one("#log", RichLog).lines).split())  # unwrapped
+        assert "diagnosis: Validation acc is below the expected band since epoch" in log, log
+        assert "1/10000 of the default" in log
+        await pilot.press("escape", "R", "enter")  # the same run on its own screen, from the runs table
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run's screen")
+        assert app.screen.query_one("#run-metric", Curves).series["expected p90"][1] == [1.0] * 3
+        summary = str(app.screen.query_one("#run-summary").render())
+        assert "diagnosis: Validation acc is below the expected band" in " ".join(summary.split())

@@ -312,15 +312,9 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
 
 def print_diagnoses(console, store, config) -> None:
     """What the run's curves say (course/diagnostics.py), printed and kept in its summary."""
-    from dlcourse_tui.course.diagnostics import diagnose
-    from dlcourse_tui.course.reference import load_reference
-    from dlcourse_tui.lessons import find_lesson
+    from dlcourse_tui.course.diagnostics import diagnose_run
 
-    lesson = find_lesson(config.lesson)
-    found = diagnose(store.record.metrics(), config.to_dict(), lesson, load_reference(lesson.folder))
-    if found:
-        store.record.annotate(diagnoses=[d.text for d in found])
-    for d in found:
+    for d in diagnose_run(store.record, config):
         console.print(f"[yellow]diagnosis:[/] {escape(d.text)}", soft_wrap=True)
 
 

@@ -74,7 +74,7 @@ def show_cmd(
     from rich.text import Text
 
     from dlcourse_tui.cli.console import out
-    from dlcourse_tui.engine.runs import find_run, metric_series
+    from dlcourse_tui.engine.runs import find_run, metric_series, steps_per_epoch
     from dlcourse_tui.render.text import fmt_metrics, table_of
     from dlcourse_tui.render.chart import line_chart
     from dlcourse_tui.render.halfblock import HalfBlockImage
@@ -98,7 +98,7 @@ def show_cmd(
     from dlcourse_tui.lessons import headline_chart
 
     from dlcourse_tui.course.diagnostics import diagnose
-    from dlcourse_tui.course.reference import load_reference
+    from dlcourse_tui.course.reference import band_series, load_reference
     from dlcourse_tui.errors import UserError
     from dlcourse_tui.lessons import find_lesson
 
@@ -108,7 +108,7 @@ def show_cmd(
     except UserError:
         lesson = None
     reference = load_reference(lesson.folder) if lesson is not None else None
-    steps_per_epoch = _steps_per_epoch(metrics)
+    per_epoch = steps_per_epoch(metrics)
     for name, val_name in (("loss", "val_loss"), (metric.train, metric.val)):
         series = {}
         xs, ys = metric_series(metrics, "step", name)
@@ -117,10 +117,8 @@ def show_cmd(
         xs, ys = metric_series(metrics, "eval", val_name)
         if xs:
             series[f"val {name}"] = (xs, ys)
-        band = reference.bands.get(val_name) if reference is not None else None
-        if band is not None and series and steps_per_epoch:  # the expected band, at the steps its epochs end
-            bx = [e * steps_per_epoch for e in band.epochs]
-            series["expected p10"], series["expected p90"] = (bx, list(band.p10)), (bx, list(band.p90))
+        if series:  # the expected band, at the steps its epochs end
+            series.update(band_series(reference, val_name, per_epoch))
         if series:
             chart = line_chart(series, width=width, height=12, title=name, color=out.color_system is not None)
             out.print(Text.from_ansi(chart))  # plotext's colours as Rich styles: no escape cut by a wrap
@@ -142,12 +140,6 @@ def show_cmd(
     out.print(f"files: {r.path}")
     if status in ("stopped", "interrupted") and r.checkpoint.exists():
         out.print(f"resume: dlc run {cfg['lesson']} --resume {r.id}")
-
-
-def _steps_per_epoch(metrics: list[dict]) -> int:
-    """Steps in one epoch, read off the run's epoch lines (0 when it has none)."""
-    ends = [m["step"] for m in metrics if m.get("type") == "epoch" and m.get("epoch") == 1]
-    return int(ends[0]) if ends else 0
 
 
 @app.command("compare")

@@ -22,6 +22,8 @@ from dlcourse_tui.course.reference import Reference
 from dlcourse_tui.engine.config import number_text
 
 if TYPE_CHECKING:
+    from dlcourse_tui.engine.config import RunConfig
+    from dlcourse_tui.engine.runs import RunRecord
     from dlcourse_tui.lessons import Lesson
 
 CLASSES = {"shapes": 10, "digits": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10, "scenes": 10,
@@ -63,6 +65,24 @@ def diagnose(lines: list[dict[str, Any]], config: dict[str, Any], lesson: "Lesso
     if reference is not None and lesson is not None:
         found += _band(evals, config, lesson, reference)
     return [Diagnosis(rule, sentence, _section(lesson, rule)) for rule, sentence in found]
+
+
+def diagnose_run(record: "RunRecord", config: "RunConfig") -> list[Diagnosis]:
+    """Every rule that fires on a run of the store (against its lesson's expected band when
+    the lesson ships one); the sentences are kept in its summary.json as "diagnoses"."""
+    from dlcourse_tui.course.reference import load_reference
+    from dlcourse_tui.errors import UserError
+    from dlcourse_tui.lessons import find_lesson
+
+    try:
+        lesson = find_lesson(config.lesson)
+    except UserError:  # a lesson no longer there: the rules that need none still speak
+        lesson = None
+    reference = load_reference(lesson.folder) if lesson is not None else None
+    found = diagnose(record.metrics(), config.to_dict(), lesson, reference)
+    if found:
+        record.annotate(diagnoses=[d.text for d in found])
+    return found
 
 
 def _pct(v: float) -> str:

@@ -74,3 +74,13 @@ def make_band(per_seed: list[dict[int, float]]) -> Band:
     cols = [[s[e] for s in per_seed] for e in epochs]
     return Band(tuple(epochs), tuple(statistics.median(c) for c in cols), tuple(quantile(c, 0.1) for c in cols),
                 tuple(quantile(c, 0.9) for c in cols))
+
+
+def band_series(reference: Reference | None, name: str, steps_per_epoch: int) -> dict[str, tuple[list[float], list[float]]]:
+    """The band of metric `name` as two chart series, "expected p10" and "expected p90", at
+    the steps its epochs end; {} when there is no band to draw."""
+    band = reference.bands.get(name) if reference is not None else None
+    if band is None or not band.epochs or steps_per_epoch <= 0:
+        return {}
+    xs = [float(e * steps_per_epoch) for e in band.epochs]
+    return {"expected p10": (xs, list(band.p10)), "expected p90": (xs, list(band.p90))}

@@ -283,3 +283,9 @@ def metric_series(metrics: list[dict[str, Any]], kind: str, name: str) -> tuple[
             xs.append(m["step"])
             ys.append(m[name])
     return xs, ys
+
+
+def steps_per_epoch(metrics: list[dict[str, Any]]) -> int:
+    """Steps in one epoch, read off a run's epoch lines (0 when it has none)."""
+    ends = [m["step"] for m in metrics if m.get("type") == "epoch" and m.get("epoch") == 1]
+    return int(ends[0]) if ends else 0

@@ -77,6 +77,7 @@ class RunHandle:
     phase: str = "preparing"  # preparing, training, paused, stopping, completed, stopped, failed
     created: float = field(default_factory=time.monotonic)
     thread: threading.Thread | None = None  # the daemon thread that trains
+    diagnoses: list[str] = field(default_factory=list)  # what the ended run's curves say (set before done_event)
 
     # -- worker thread side ---------------------------------------------------------------
     def callback(self, event: Event) -> None:
@@ -160,6 +161,9 @@ def train(handle: RunHandle) -> None:
             store, _final = execute(prepared, [handle.callback], stop_event=handle.stop_event,
                                     pause_event=handle.pause_event)
             handle.run_path = str(store.path)
+            from dlcourse_tui.course.diagnostics import diagnose_run
+
+            handle.diagnoses = [d.text for d in diagnose_run(store.record, handle.config)]
         except UserError as e:
             handle.callback(RunFailed(message=str(e), step=0))
         except Exception as e:  # noqa: BLE001 - the app must survive any failure of a run

@@ -73,6 +73,7 @@ class DashboardScreen(Screen):
         self.mono = bool(os.environ.get("NO_COLOR"))
         self._log_lines: list[str] = []  # lines not yet written to the log (written in one batch)
         self._batching = False  # applying a batch of events: their log lines wait for flush_log
+        self._diagnosed = False  # the ended run's diagnoses are in the log
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -121,6 +122,7 @@ class DashboardScreen(Screen):
         new = self.handle.events[self.replayed:]
         self.replayed += len(new)
         if not new:
+            self.log_diagnoses()
             return
         latest = {e.name: i for i, e in enumerate(new) if isinstance(e, PictureReady)}
         self._batching = True
@@ -132,7 +134,15 @@ class DashboardScreen(Screen):
         finally:
             self._batching = False
             self.flush_log()
+        self.log_diagnoses()
         self.update_status()
+
+    def log_diagnoses(self) -> None:
+        """Once the worker is done: what the run's curves say, in the log (once)."""
+        if not self._diagnosed and self.handle.done_event.is_set():
+            self._diagnosed = True
+            for text in self.handle.diagnoses:
+                self.log_line(f"diagnosis: {text}")
 
     def on_tick(self) -> None:
         """The timer: while this screen is shown, bring it up to date and redraw the charts in
@@ -205,6 +215,7 @@ class DashboardScreen(Screen):
                           f"{event.steps_per_epoch} steps/epoch, device {event.device}")
             if event.resumed and self.handle.resume is not None:
                 self.load_history(event.start_step)
+            self.draw_band(event.steps_per_epoch)
         elif isinstance(event, EpochEnded):
             self.log_line(f"epoch {event.epoch}: {fmt_metrics(event.metrics)}")
         elif isinstance(event, Evaluated):
@@ -229,6 +240,18 @@ class DashboardScreen(Screen):
             self.log_line(f"FAILED: {event.message}")
         if status:
             self.update_status()
+
+    def draw_band(self, steps_per_epoch: int) -> None:
+        """Draw the lesson's expected band (reference.json: 10-90 % of its default run over
+        several seeds) on the validation curves' charts, at the steps its epochs end."""
+        from dlcourse_tui.course.reference import band_series, load_reference
+
+        lesson = self.walk_lesson
+        reference = load_reference(lesson.folder) if lesson is not None else None
+        for chart_id, name in (("#loss-chart", "val_loss"), ("#metric-chart", self.metric.val)):
+            chart = self.query_one(chart_id, Curves)
+            for series, (xs, ys) in band_series(reference, name, steps_per_epoch).items():
+                chart.set_series(series, xs, ys)
 
     def load_history(self, upto: int) -> None:
         """Put the curves of the run being resumed (up to its checkpoint step) before the new points."""

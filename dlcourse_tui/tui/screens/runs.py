@@ -14,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from dlcourse_tui.tui.widgets.keybar import KeyBar
-from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series
+from dlcourse_tui.course.reference import band_series, load_reference
+from dlcourse_tui.engine.runs import RunRecord, list_runs, metric_series, steps_per_epoch
 from dlcourse_tui.lessons import headline_chart
 from dlcourse_tui.render.text import metric_text
 from dlcourse_tui.tui.widgets.curves import Curves
@@ -241,6 +242,16 @@ class RunScreen(Screen):
         self.record = record
         self.metric = headline_chart(str(record.config.get("lesson", "")))  # the chart beside the loss
 
+    @property
+    def lesson(self):  # noqa: ANN201 - the run's Lesson, or None for a lesson no longer there
+        from dlcourse_tui.errors import UserError
+        from dlcourse_tui.lessons import find_lesson
+
+        try:
+            return find_lesson(str(self.record.config.get("lesson", "")))
+        except UserError:
+            return None
+
     def compose(self) -> ComposeResult:
         mono = bool(os.environ.get("NO_COLOR"))
         yield Header()
@@ -257,6 +268,7 @@ class RunScreen(Screen):
         lesson, model, knobs, result, loss, status, date = run_row(r)
         s = r.summary
         extra = f"\n{s['message']}" if s.get("message") else ""
+        extra += "".join(f"\ndiagnosis: {d}" for d in s.get("diagnoses", []))
         self.query_one("#run-summary", Static).update(
             f"{r.id}\n{lesson} · {model} · {knobs} · {status} · {result or 'no result yet'} · val loss {loss or '-'}"
             f"{extra}\n{r.path}")
@@ -267,6 +279,11 @@ class RunScreen(Screen):
         loss_chart.set_series("val", *metric_series(m, "eval", "val_loss"))
         metric_chart.set_series("train", *metric_series(m, "step", self.metric.train))
         metric_chart.set_series("val", *metric_series(m, "eval", self.metric.val))
+        reference = load_reference(self.lesson.folder) if self.lesson is not None else None
+        per_epoch = steps_per_epoch(m)
+        for chart, name in ((loss_chart, "val_loss"), (metric_chart, self.metric.val)):
+            for series, (xs, ys) in band_series(reference, name, per_epoch).items():
+                chart.set_series(series, xs, ys)
 
     def action_back(self) -> None:
         self.app.pop_screen()
