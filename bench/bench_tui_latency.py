@@ -3,6 +3,7 @@ trainer throughput with the dashboard attached vs headless, side by side in one 
 
     python bench/bench_tui_latency.py [--presses 120] [--rounds 2] [--skip paint,keys,throughput]
                                       [--burn N] [--threads N|auto] [--cases cnn,mlp] [--no-terminal-output]
+                                      [--walk]
 
 (a) first paint: a fresh interpreter opens the app (headless driver) and prints when the
     first frame of the lesson browser went out, and the first frame with the first
@@ -30,6 +31,9 @@ trainer throughput with the dashboard attached vs headless, side by side in one 
 The app runs headless here, but every frame is still turned into the escape sequences a
 terminal would get (as the real driver does before writing them); --no-terminal-output
 skips that, as Textual's headless driver does.
+
+--walk opens the walkthrough pane (w) before (b): each lesson the tree cursor
+moves to shows its walkthrough beside its text, and the dashboard shows the run's.
 
 --burn N runs N busy processes (one per core from the last, a pure-Python loop) during
 the measurements: on this project's 2-core machine that stands in for the slower machine
@@ -214,7 +218,7 @@ async def tree_presses(app, frames, tree, presses: int, rnd) -> tuple[list[float
     return lat, time.thread_time() - c0
 
 
-async def key_latency(presses: int, threads: int | None) -> None:
+async def key_latency(presses: int, threads: int | None, walk: bool = False) -> None:
     import random
 
     from textual.widgets import Tree
@@ -248,6 +252,11 @@ async def key_latency(presses: int, threads: int | None) -> None:
             report("browser tree cursor while torch is imported after the start", lat, time.thread_time() - c0)
         while preloading():
             await asyncio.sleep(0.05)
+        if walk:
+            await pilot.press("w")
+            assert app.walks.visible, "the walkthrough pane did not open"
+            tree.focus()  # the keys go on to the tree, as a learner's arrows do
+            print("    with the walkthrough pane open")
         await pilot.pause(0.3)
         lat, cpu = await tree_presses(app, frames, tree, presses // 2, rnd)
         report("browser tree cursor, no run (baseline)", lat, cpu)
@@ -369,6 +378,7 @@ def main() -> None:
     ap.add_argument("--threads", default="auto", help="CPU threads of every run ('auto': the warm-up run's choice)")
     ap.add_argument("--cases", default="", help="comma-separated models of (c) to run: cnn, mlp (default both)")
     ap.add_argument("--no-terminal-output", action="store_true", help="skip making each frame's escape sequences")
+    ap.add_argument("--walk", action="store_true", help="measure (b) with the walkthrough pane open")
     args = ap.parse_args()
     TERMINAL_OUTPUT = not args.no_terminal_output
     threads = None if args.threads == "auto" else int(args.threads)
@@ -382,7 +392,7 @@ def main() -> None:
         if "paint" not in skip:
             first_paint()
         if "keys" not in skip:
-            asyncio.run(key_latency(args.presses, threads))
+            asyncio.run(key_latency(args.presses, threads, args.walk))
         if "throughput" not in skip:
             throughput(args.rounds, threads, set(filter(None, args.cases.split(","))))
     finally:
