@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from dlcourse_tui.engine.config import Knob, TrainConfig, build_config, flatten, type_of, RunConfig
+from dlcourse_tui.engine.upstream import Need, parse_needs
 from dlcourse_tui.errors import UserError, suggest
 from dlcourse_tui.models.catalog import MODELS, model_task
 
 TASK_NAMES = ("classify", "autoencode", "vae", "gan", "diffusion")  # grows as tasks are added (see dlcourse_tui.tasks)
-_EXPERIMENT_KEYS = {"task", "models", "target", "train", "model", "data", "task_args", "knobs", "variants", "description"}
+_EXPERIMENT_KEYS = {"task", "models", "target", "train", "model", "data", "task_args", "knobs", "variants", "description",
+                    "needs"}
 _KNOB_KEYS = {"type", "help", "min", "max", "choices", "log"}
 
 
@@ -110,6 +112,11 @@ class Lesson:
     def variants(self) -> dict[str, str]:
         """Variant name to its one-line description."""
         return {k: v.get("description", "") for k, v in self.experiment.get("variants", {}).items()}
+
+    @property
+    def needs(self) -> list[Need]:
+        """The models of other lessons' runs this lesson builds on ([needs.NAME] tables)."""
+        return parse_needs(self.experiment, str(self.folder / "experiment.toml"))
 
     @property
     def target(self) -> Target | None:
@@ -349,6 +356,10 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
                 knobs[key].parse(known[key])
         except UserError as e:
             raise bad(where, f"the default does not fit the knob: {e}") from None
+    try:
+        parse_needs(exp, str(path))
+    except UserError as e:
+        raise LessonError(str(e)) from None
     for name, body in exp.get("variants", {}).items():
         if not isinstance(body, dict):
             raise bad(f"variants.{name}", "must be a table of settings.")

@@ -40,6 +40,7 @@ def run_cmd(
     download: bool = typer.Option(False, "--download", help="Fetch the real dataset into --data-dir if it is missing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout at the end (progress goes to stderr)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or a unique part of it)."),
+    from_runs: list[str] = typer.Option([], "--from", help="For a lesson that builds on another lesson's trained model: the run to use (default: your newest that fits; none: its default trains first)."),
     grid: bool = typer.Option(False, "--grid", help="Run every variant of the lesson in turn (same seed and data), then one chart and table comparing them."),
     predict: bool = typer.Option(False, "--predict", help="First answer the lesson's prediction questions for this run; they are marked when it ends."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
@@ -98,10 +99,22 @@ def run_cmd(
             get_entry(model)  # unknown -> suggestion
             raise UserError(f"lesson {les.id} offers the models {', '.join(les.models)}, not {model!r}.")
         if grid:
+            if les.needs or from_runs:
+                raise UserError(f"--grid does not build on earlier runs yet, and lesson {les.id} does: "
+                                "run its variants one at a time with --variant.")
             from dlcourse_tui.cli.grid import run_grid
 
             raise typer.Exit(run_grid(les, sets=sets, overrides=overrides, clear=clear, as_json=as_json))
         config = les.config(variant=variant, sets=sets, overrides=overrides, clear=clear)
+    if record is not None and from_runs:
+        raise UserError(f"--resume continues run {record.id} on the runs it was built on; drop --from.")
+    if record is None and (les.needs or from_runs):
+        if nproc_per_node > 1 or nnodes > 1:
+            raise UserError(f"lesson {les.id} builds on an earlier run, which several processes do not load yet; "
+                            "drop --nproc-per-node.")
+        config, code = with_upstream(les, config, from_runs, as_json=as_json)
+        if code:
+            raise typer.Exit(code)
     walk = None
     if predict:
         if grid or nproc_per_node > 1 or nnodes > 1:
@@ -241,8 +254,10 @@ def _check_data_name(name: str) -> None:
         raise UserError(f"--data {name}: no such dataset.{hint}")
 
 
-def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False, walk=None) -> int:
-    """Prepare, run with progress on the console and Ctrl+C as a graceful stop; the exit code."""
+def run_headless(config, *, record=None, epochs: int | None = None, as_json: bool = False, walk=None,
+                 summary_json: bool = True) -> int:
+    """Prepare, run with progress on the console and Ctrl+C as a graceful stop; the exit code.
+    With `as_json`, progress goes to stderr and (unless not `summary_json`) the summary to stdout."""
     from dlcourse_tui.cli.console import err, out
     from dlcourse_tui.cli.interrupt import say, stop_on_signals
     from dlcourse_tui.cli.report import HeadlessReport
@@ -286,7 +301,7 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
     if isinstance(final, RunFailed):  # the sentence on stderr, where a learner looks for errors
         err.print(f"[bold red]run failed:[/] {escape(final.message)}", soft_wrap=True)
         err.print(f"  folder {store.path}", soft_wrap=True, markup=False)
-        if as_json:
+        if as_json and summary_json:
             print(json.dumps(summary, indent=2))
         return 1
     print_final(console, store, final, config)
@@ -298,7 +313,7 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
         from dlcourse_tui.cli.predict import mark_after
 
         mark_after(walk, store.id, err if as_json else console)
-    if as_json:
+    if as_json and summary_json:
         print(json.dumps({**summary, **store.record.summary}, indent=2))
     if final.status == "stopped":
         try:  # after SIGHUP the terminal may be gone; the run folder says it all
@@ -308,6 +323,31 @@ def run_headless(config, *, record=None, epochs: int | None = None, as_json: boo
             pass
         return request.exit_code
     return 0
+
+
+def with_upstream(les, config, chosen: list[str], *, as_json: bool):  # noqa: ANN001, ANN201 - (RunConfig, int)
+    """`config` with the runs its lesson builds on; a missing one is trained first, headless
+    with its own progress and run folder (then 0), or the exit code of that run when it did
+    not complete."""
+    from dlcourse_tui.cli.console import err, out
+    from dlcourse_tui.engine.upstream import resolve_upstream, upstream_config
+
+    console = err if as_json else out
+    config, missing = resolve_upstream(config, les.needs, chosen)
+    for need in missing:
+        console.print(f"Lesson {les.id} builds on {need.describe()} ({need.name}"
+                      f"{': ' + need.help if need.help else ''}). You have none yet, so {need.lesson}'s default "
+                      "trains first, in its own run folder; then this run starts.", soft_wrap=True, markup=False)
+        code = run_headless(upstream_config(need), as_json=as_json, summary_json=False)
+        if code:
+            console.print(f"The {need.lesson} run did not complete, so {les.id} did not start. Finish it "
+                          f"(dlc runs list shows it; resume it with dlc run {need.lesson} --resume ID), then run "
+                          f"{les.id} again.", soft_wrap=True, markup=False)
+            return config, code
+        config, _ = resolve_upstream(config, [need])
+    for name, run_id in config.upstream.items():
+        console.print(f"{name}: builds on run {run_id}", markup=False)
+    return config, 0
 
 
 def print_diagnoses(console, store, config) -> None:

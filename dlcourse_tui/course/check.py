@@ -53,9 +53,28 @@ def check_lesson(lesson: "Lesson", *, run: bool = False) -> Report:
                 problems.append(f"{md}:{q.line}: question {q.id!r}: before: the lesson has no model {f.name!r}.")
             if f.kind == "variant" and f.name not in lesson.variants:
                 problems.append(f"{md}:{q.line}: question {q.id!r}: before: the lesson has no variant {f.name!r}.")
+    problems += _check_needs(lesson)
     if run and not problems:
         problems += _check_by_running(lesson, blocks)
     return Report(lesson.id, len(blocks.steps), len(blocks.questions), tuple(problems))
+
+
+def _check_needs(lesson: "Lesson") -> list[str]:
+    """Each [needs.NAME] names a lesson there is, with settings its config can hold."""
+    from dlcourse_tui.engine.upstream import upstream_config
+    from dlcourse_tui.errors import UserError
+
+    toml = lesson.folder / "experiment.toml"
+    out = []
+    for need in lesson.needs:
+        if need.lesson == lesson.id:
+            out.append(f"{toml}: needs.{need.name}: a lesson cannot build on its own runs.")
+            continue
+        try:
+            upstream_config(need)
+        except UserError as e:
+            out.append(f"{toml}: needs.{need.name}: {e}")
+    return out
 
 
 def fresh_facts(lesson: "Lesson") -> Facts:

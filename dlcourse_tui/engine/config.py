@@ -52,6 +52,7 @@ class RunConfig:
     data_args: dict[str, Any] = field(default_factory=dict)
     task_args: dict[str, Any] = field(default_factory=dict)
     variant: str = ""
+    upstream: dict[str, str] = field(default_factory=dict)  # runs it builds on: need name -> run id (engine/upstream.py)
     explicit: frozenset[str] = field(default=frozenset(), compare=False)  # dotted keys the user set by hand
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +65,7 @@ class RunConfig:
             "model": {"name": self.model, **self.model_args},
             "data": {"name": self.data, **self.data_args},
             "task_args": dict(self.task_args),
+            **({"upstream": dict(self.upstream)} if self.upstream else {}),
         }
 
     @classmethod
@@ -81,6 +83,7 @@ class RunConfig:
             data=data.pop("name"),
             data_args=data,
             task_args=dict(d.get("task_args", {})),
+            upstream=dict(d.get("upstream", {})),
         )
 
     def flat(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dlcourse_tui.engine.optim import restart_schedule
 from dlcourse_tui.engine.runs import RankFailureRecorder, RunRecord, RunStore, runs_root
 from dlcourse_tui.engine.threads import CORES, ThreadChoice, measure_threads
 from dlcourse_tui.engine.trainer import Trainer
+from dlcourse_tui.engine.upstream import load_upstream
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import get_entry
 from dlcourse_tui.tasks import get_task_class
@@ -73,6 +74,7 @@ def prepare_run(config: RunConfig, *, resume: RunRecord | None = None,
         raise UserError(f"model {config.model} takes {' or '.join(entry.inputs)} data, but {config.data} is {data.kind} data; "
                         "pick another --model or --data.")
     task = get_task_class(config.task)(config, data.to(device), device, dist)
+    task.upstream = load_upstream(config)
     task.build()
     if state is not None:
         restore_task(task, state, resume, RunConfig.from_dict(state["config"]).train.epochs)

@@ -14,6 +14,8 @@ from dlcourse_tui.engine.config import RunConfig
 from dlcourse_tui.engine.launch import DistContext
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
+from dlcourse_tui.engine.upstream import Upstream
+from dlcourse_tui.errors import UserError
 
 Batch = Any  # whatever a task's `batches` yields and its `train_step` takes
 
@@ -31,6 +33,7 @@ class Task(ABC):
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.upstream: dict[str, Upstream] = {}  # the earlier runs it builds on, loaded before build()
 
     # -- set-up ------------------------------------------------------------------------
     @abstractmethod
@@ -50,6 +53,21 @@ class Task(ABC):
         self.optimizers = {"model": self.optimizer}
         self.scheduler = make_scheduler(self.optimizer, train, self.steps_per_epoch() * train.epochs)
         self.schedulers = {"model": self.scheduler} if self.scheduler else {}
+
+    def init_from_upstream(self, name: str, module: nn.Module, key: str = "model") -> bool:
+        """Load module `key` of the earlier run this task builds on as `name` into `module`
+        (before its optimiser sees it); False when it builds on no such run. UserError when
+        that run's model does not fit this one (other sizes, another architecture)."""
+        upstream = self.upstream.get(name)
+        if upstream is None:
+            return False
+        try:
+            module.load_state_dict(upstream.module_state(key))
+        except RuntimeError as e:
+            first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+            raise UserError(f"run {upstream.run_id} ({name}) has a model that does not fit this one: {first.rstrip('.')}. "
+                            "Name a run with the same model settings (--from), or train one.") from None
+        return True
 
     # -- training ----------------------------------------------------------------------
     @abstractmethod

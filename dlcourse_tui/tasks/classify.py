@@ -56,6 +56,7 @@ class ClassifyTask(Task):
         self.use_model(create_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
                                     args=cfg.model_args,
                                     strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device))
+        self.init_from_upstream("init", self.model)  # [needs.init]: fine-tune an earlier run's model
         # modules hold the plain model, so checkpoints load with any number of processes
         self.net = wrap(self.model, self.dist, self.device)  # what train_step runs (DDP when distributed)
         if data.kind == "image":

@@ -146,9 +146,19 @@ class DLCApp(App):
 
         self.push_screen(PredictScreen(questions[i], i + 1, len(questions)), answered)
 
-    def _start(self, config, resume) -> RunHandle:
+    def _start(self, config, resume) -> RunHandle | None:
+        from dlcourse_tui.errors import UserError
         from dlcourse_tui.tui.screens.dashboard import DashboardScreen
 
+        then = None
+        if resume is None:  # a lesson that builds on another's run: find it, or train that first
+            try:
+                config, first = self._upstream_first(config)
+            except UserError as e:
+                self.notify(str(e), title="cannot start", severity="error", timeout=10)
+                return None
+            if first is not None:
+                then, config = config, first
         for old in self.runs:
             if old.running:
                 old.stop()
@@ -156,7 +166,7 @@ class DLCApp(App):
         # thread needs it dozens of times per key press. The default 5 ms switch interval made a
         # key take 200 ms (p50) behind a tiny MLP; 1 ms gives the UI its turns sooner.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        handle = RunHandle(config=config, app=self, resume=resume)
+        handle = RunHandle(config=config, app=self, resume=resume, then=then)
         self.runs.append(handle)
         self.run_worker(lambda: supervise(handle), name=f"train {config.lesson}", group="train", thread=True,
                         exit_on_error=False)
@@ -168,6 +178,22 @@ class DLCApp(App):
         else:
             self.push_screen(DashboardScreen(handle))
         return handle
+
+    def _upstream_first(self, config):  # noqa: ANN001, ANN202 - (RunConfig, RunConfig | None)
+        """`config` with the runs it builds on filled in, and the config to train first when
+        one is missing (the other lesson's default; this run starts once that one completes)."""
+        from dlcourse_tui.engine.upstream import resolve_upstream, upstream_config
+        from dlcourse_tui.lessons import find_lesson
+
+        lesson = find_lesson(config.lesson)
+        config, missing = resolve_upstream(config, lesson.needs)
+        if not missing:
+            return config, None
+        need = missing[0]
+        self.notify(f"{lesson.id} builds on {need.describe()} ({need.name}); you have none yet, so "
+                    f"{need.lesson}'s default trains first, then this run starts.", title="building on an earlier run",
+                    timeout=12)
+        return config, upstream_config(need)
 
     def on_run_event(self, message: RunEvent) -> None:
         from dlcourse_tui.engine.events import RunFailed, RunFinished, RunStarted
@@ -191,6 +217,13 @@ class DLCApp(App):
                 self.notify(event.message, title="run failed", severity="error", timeout=15)
             if isinstance(event, (RunFinished, RunFailed)):
                 self._run_ended(handle)
+                if handle.then is not None:  # it was trained for another run to build on
+                    if isinstance(event, RunFinished) and event.status == "completed":
+                        self._start(handle.then, None)
+                    else:
+                        self.notify(f"{handle.config.lesson} did not complete, so {handle.then.lesson} (which builds "
+                                    "on it) did not start; resume it from the runs screen (R), then start again.",
+                                    severity="warning", timeout=12)
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.handle is handle and screen.ready and screen.is_attached:
                 screen.catch_up()

@@ -65,6 +65,7 @@ class RunHandle:
     config: "RunConfig"
     app: "App | None" = None
     resume: Any = None  # the RunRecord this run continues (its checkpoint), or None
+    then: Any = None  # a RunConfig to start once this run completes (it builds on this one)
     stop_event: threading.Event = field(default_factory=threading.Event)
     pause_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
