@@ -136,3 +136,8 @@ async def test_the_app_trains_what_a_lesson_builds_on_then_starts_it(finetune) -
         await wait_for(pilot, lambda: second.phase == "completed", what="the second run")
         assert second.config.upstream == {"init": first.run_id}
         assert find_run(second.run_id).config["upstream"] == {"init": first.run_id}
+        await wait_for(pilot, lambda: app.screen._diagnosed, what="the log to settle")
+        from textual.widgets import RichLog
+
+        log = "".join("".join(line.text for line in app.screen.query_one("#log", RichLog).lines).split())
+        assert f"init:buildsonrun{first.run_id}" in log  # (compared without the wrapping's spaces)

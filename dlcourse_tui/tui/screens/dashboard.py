@@ -213,6 +213,8 @@ class DashboardScreen(Screen):
             verb = f"resumed at step {event.start_step}" if event.resumed else "started"
             self.log_line(f"run {event.run_id} {verb}: {event.num_params:,} parameters, "
                           f"{event.steps_per_epoch} steps/epoch, device {event.device}")
+            for name, run_id in event.config.get("upstream", {}).items():
+                self.log_line(f"{name}: builds on run {run_id}")
             if event.resumed and self.handle.resume is not None:
                 self.load_history(event.start_step)
             self.draw_band(event.steps_per_epoch)
