@@ -112,3 +112,29 @@ def test_runs_show_draws_the_band_and_a_headless_run_keeps_its_diagnoses(dlc, tm
                and "What to watch in the curves" in d for d in summary["diagnoses"]), summary.get("diagnoses")
     show = dlc("runs", "show", summary["run_id"], "--no-pictures")
     assert "expected p10" in show.out and "diagnosis: Validation acc is below the expected band" in show.out
+
+
+def test_the_lessons_that_ship_a_band_made_it_from_their_current_default() -> None:
+    """A band made from another config than the lesson's default would mislead: each shipped
+    reference.json says how it was made, over several seeds, from the default as it is now."""
+    from dlcourse_tui.lessons import builtin_lessons_dir, load_lessons
+
+    root = builtin_lessons_dir().resolve()
+    lessons = [l for l in load_lessons() if l.folder.resolve().parent == root]
+    shipped = {l.id for l in lessons if (l.folder / "reference.json").is_file()}
+    assert {"linear-classifier", "single-neuron", "mlp-backprop", "convolutional-networks", "training-techniques",
+            "autoencoder", "vae", "gan", "diffusion"} <= shipped
+    for lesson in lessons:
+        if lesson.id not in shipped:
+            continue
+        data = json.loads((lesson.folder / "reference.json").read_text())
+        ref = load_reference(lesson.folder)
+        assert ref is not None and len(ref.seeds) >= 3, lesson.id
+        assert data["made_by"].startswith(f"python bench/make_references.py {lesson.id} --seeds"), lesson.id
+        made, now = dict(data["config"]), lesson.config().to_dict()
+        for cfg in (made, now):
+            cfg["train"] = {k: v for k, v in cfg["train"].items() if k not in ("seed", "device")}
+        assert made == now, f"{lesson.id}: its default changed since reference.json was made; rerun {data['made_by']}"
+        target = lesson.target.metric if lesson.target else "val_acc"
+        band = ref.bands[target]
+        assert band.epochs and all(lo <= mid <= hi for lo, mid, hi in zip(band.p10, band.median, band.p90)), lesson.id

@@ -146,8 +146,9 @@ async def test_tiny_run_trains_and_charts_arrive() -> None:
         await wait_for(pilot, lambda: handle.phase == "completed", what="RunFinished")
         dash = app.screen
         # 2 epochs of 2 steps: one step point per epoch (read back at its end) and one val point
-        await wait_for(pilot, lambda: dash.query_one("#loss-chart", Curves).points == 4, what="chart points")
         loss = dash.query_one("#loss-chart", Curves)
+        await wait_for(pilot, lambda: len(loss.series["train"][0]) + len(loss.series["val"][0]) == 4, what="chart points")
+        assert len(loss.series["expected p10"][0]) == 2  # the lesson's band, over this run's 2 epochs
         assert len(loss.series["train"][0]) == 2 and len(loss.series["val"][0]) == 2
         assert dash.query_one("#picture").pixels is not None
         assert (runs_root() / handle.run_id / "metrics.jsonl").is_file()

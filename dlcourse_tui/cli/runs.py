@@ -118,7 +118,7 @@ def show_cmd(
         if xs:
             series[f"val {name}"] = (xs, ys)
         if series:  # the expected band, at the steps its epochs end
-            series.update(band_series(reference, val_name, per_epoch))
+            series.update(band_series(reference, val_name, per_epoch, cfg.get("train", {}).get("epochs")))
         if series:
             chart = line_chart(series, width=width, height=12, title=name, color=out.color_system is not None)
             out.print(Text.from_ansi(chart))  # plotext's colours as Rich styles: no escape cut by a wrap

@@ -76,11 +76,16 @@ def make_band(per_seed: list[dict[int, float]]) -> Band:
                 tuple(quantile(c, 0.9) for c in cols))
 
 
-def band_series(reference: Reference | None, name: str, steps_per_epoch: int) -> dict[str, tuple[list[float], list[float]]]:
+def band_series(reference: Reference | None, name: str, steps_per_epoch: int,
+                epochs: int | None = None) -> dict[str, tuple[list[float], list[float]]]:
     """The band of metric `name` as two chart series, "expected p10" and "expected p90", at
-    the steps its epochs end; {} when there is no band to draw."""
+    the steps its epochs end, up to `epochs` (the run's own length: a shorter run's curve is
+    not squeezed by a band drawn past its end); {} when there is no band to draw."""
     band = reference.bands.get(name) if reference is not None else None
-    if band is None or not band.epochs or steps_per_epoch <= 0:
+    if band is None or steps_per_epoch <= 0:
         return {}
-    xs = [float(e * steps_per_epoch) for e in band.epochs]
-    return {"expected p10": (xs, list(band.p10)), "expected p90": (xs, list(band.p90))}
+    keep = [i for i, e in enumerate(band.epochs) if epochs is None or e <= epochs]
+    if not keep:
+        return {}
+    xs = [float(band.epochs[i] * steps_per_epoch) for i in keep]
+    return {"expected p10": (xs, [band.p10[i] for i in keep]), "expected p90": (xs, [band.p90[i] for i in keep])}

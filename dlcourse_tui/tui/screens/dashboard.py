@@ -217,7 +217,7 @@ class DashboardScreen(Screen):
                 self.log_line(f"{name}: builds on run {run_id}")
             if event.resumed and self.handle.resume is not None:
                 self.load_history(event.start_step)
-            self.draw_band(event.steps_per_epoch)
+            self.draw_band(event.steps_per_epoch, int(event.config["train"]["epochs"]))
         elif isinstance(event, EpochEnded):
             self.log_line(f"epoch {event.epoch}: {fmt_metrics(event.metrics)}")
         elif isinstance(event, Evaluated):
@@ -243,7 +243,7 @@ class DashboardScreen(Screen):
         if status:
             self.update_status()
 
-    def draw_band(self, steps_per_epoch: int) -> None:
+    def draw_band(self, steps_per_epoch: int, epochs: int) -> None:
         """Draw the lesson's expected band (reference.json: 10-90 % of its default run over
         several seeds) on the validation curves' charts, at the steps its epochs end."""
         from dlcourse_tui.course.reference import band_series, load_reference
@@ -252,7 +252,7 @@ class DashboardScreen(Screen):
         reference = load_reference(lesson.folder) if lesson is not None else None
         for chart_id, name in (("#loss-chart", "val_loss"), ("#metric-chart", self.metric.val)):
             chart = self.query_one(chart_id, Curves)
-            for series, (xs, ys) in band_series(reference, name, steps_per_epoch).items():
+            for series, (xs, ys) in band_series(reference, name, steps_per_epoch, epochs).items():
                 chart.set_series(series, xs, ys)
 
     def load_history(self, upto: int) -> None:

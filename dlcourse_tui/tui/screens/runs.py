@@ -282,7 +282,7 @@ class RunScreen(Screen):
         reference = load_reference(self.lesson.folder) if self.lesson is not None else None
         per_epoch = steps_per_epoch(m)
         for chart, name in ((loss_chart, "val_loss"), (metric_chart, self.metric.val)):
-            for series, (xs, ys) in band_series(reference, name, per_epoch).items():
+            for series, (xs, ys) in band_series(reference, name, per_epoch, r.config.get("train", {}).get("epochs")).items():
                 chart.set_series(series, xs, ys)
 
     def action_back(self) -> None:
