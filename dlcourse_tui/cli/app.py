@@ -7,7 +7,7 @@ import sys
 import typer
 
 from dlcourse_tui import __version__
-from dlcourse_tui.cli import doctor, lessons, models, run, runs, tutorial
+from dlcourse_tui.cli import doctor, exercise, lessons, models, run, runs, tutorial
 from dlcourse_tui.errors import UserError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ models.register(app)
 run.register(app)
 app.add_typer(runs.app, name="runs")
 tutorial.register(app)
+exercise.register(app)
 doctor.register(app)
 
 

@@ -43,6 +43,7 @@ def run_cmd(
     from_runs: list[str] = typer.Option([], "--from", help="For a lesson that builds on another lesson's trained model: the run to use (default: your newest that fits; none: its default trains first)."),
     grid: bool = typer.Option(False, "--grid", help="Run every variant of the lesson in turn (same seed and data), then one chart and table comparing them."),
     predict: bool = typer.Option(False, "--predict", help="First answer the lesson's prediction questions for this run; they are marked when it ends."),
+    use: list[str] = typer.Option([], "--use", help="Train with your passing exercise NAME in place of the project's own function (dlc exercise list); repeatable."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes on this machine (one per GPU); >1 runs under torchrun with DDP.", rich_help_panel="Several processes or machines"),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part; start the same command on each.", rich_help_panel="Several processes or machines"),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index, 0 … nnodes-1; node 0 is the one at --rdzv-endpoint, takes rank 0 and writes the run folder.", rich_help_panel="Several processes or machines"),
@@ -65,6 +66,10 @@ def run_cmd(
         raise UserError(f"--grid runs every variant of the lesson, one after another in one process, not under torchrun "
                         f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')} here): start it as dlc run {les.id} --grid.")
     check_launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    if use:
+        from dlcourse_tui.exercises.use import check_use_options
+
+        check_use_options(use, grid=grid, resume=resume)
     record = None
     if resume is not None and not resume.strip():
         raise UserError("--resume needs the id of the run to continue (or a unique part of it); "
@@ -115,6 +120,10 @@ def run_cmd(
         config, code = with_upstream(les, config, from_runs, as_json=as_json)
         if code:
             raise typer.Exit(code)
+    if use:
+        from dlcourse_tui.exercises.use import record_use
+
+        config = record_use(config, use)  # checked to pass, and recorded in the run's config as task.use
     walk = None
     if predict:
         if grid or nproc_per_node > 1 or nnodes > 1:
@@ -129,7 +138,10 @@ def run_cmd(
         exit_code = launch_distributed(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                                        rdzv_endpoint=rdzv_endpoint)
     else:
-        exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json, walk=walk)
+        from dlcourse_tui.exercises.use import plugged
+
+        with plugged(config):  # the learner's functions of task.use, for this run only
+            exit_code = run_headless(config, record=record, epochs=epochs if record else None, as_json=as_json, walk=walk)
         from dlcourse_tui.engine.distributed import exit_worker
         from dlcourse_tui.engine.launch import context_from_env
 

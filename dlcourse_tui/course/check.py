@@ -54,6 +54,9 @@ def check_lesson(lesson: "Lesson", *, run: bool = False) -> Report:
             if f.kind == "variant" and f.name not in lesson.variants:
                 problems.append(f"{md}:{q.line}: question {q.id!r}: before: the lesson has no variant {f.name!r}.")
     problems += _check_needs(lesson)
+    from dlcourse_tui.exercises.verify import exercise_problems
+
+    problems += exercise_problems(lesson)  # each exercise: its starter fails, its reference passes
     if run and not problems:
         problems += _check_by_running(lesson, blocks)
     return Report(lesson.id, len(blocks.steps), len(blocks.questions), tuple(problems))

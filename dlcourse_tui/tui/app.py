@@ -52,6 +52,7 @@ class DLCApp(App):
         Binding("h", "walk_hint", "Hint", show=False),
         Binding("c", "walk_check", "Check the step", show=False),
         Binding("x", "walk_reset", "Reset the walkthrough", show=False),
+        Binding("E", "exercises", "Exercises", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
     WALK_ACTIONS = ("walk_next", "walk_hint", "walk_check", "walk_reset")  # only with a walkthrough pane shown
@@ -418,6 +419,23 @@ class DLCApp(App):
         while len(self._help_screens) > HELP_SCREENS_KEPT:
             self.uninstall_screen(self._help_screens.pop(next(iter(self._help_screens))))
         self.push_screen(name)
+
+    def get_system_commands(self, screen):  # noqa: ANN001, ANN201 - Textual's SystemCommand iterator
+        """The palette's own commands, and the lesson's exercises (also key E)."""
+        from textual.app import SystemCommand
+
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Exercises", "the lesson's exercises: write the function, check it, train with it (E)",
+                            self.action_exercises)
+
+    def action_exercises(self) -> None:
+        """The exercises of the lesson the browser shows (write, check, then --use)."""
+        from dlcourse_tui.tui.screens.browser import BrowserScreen
+        from dlcourse_tui.tui.screens.exercises import ExerciseScreen
+
+        browser = next((s for s in self.screen_stack if isinstance(s, BrowserScreen)), None)
+        if browser is not None and browser.lesson is not None and not isinstance(self.screen, ExerciseScreen):
+            self.push_screen(ExerciseScreen(browser.lesson))
 
     def action_runs(self) -> None:
         from dlcourse_tui.tui.screens.runs import RunsScreen
