@@ -64,7 +64,7 @@ def test_the_lessons_set_examples_are_accepted() -> None:
             key, value = m.group(1), m.group(2)
             if "…" in value or "..." in value:
                 continue
-            value = value.rstrip(",.;:)")
+            value = value.rstrip(",.;:)]")  # the end of a sentence, or of [optional arguments]
             if re.fullmatch(r"[A-Z]+", value):
                 continue
             try:

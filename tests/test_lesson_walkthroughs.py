@@ -17,7 +17,8 @@ from dlcourse_tui.lessons import builtin_lessons_dir, load_lessons
 # the chapter 1-3 lessons have their walkthroughs; later lessons must have one once they
 # have any block (until then they are skipped, by name)
 WALKED = ("linear-classifier", "single-neuron", "mlp-backprop", "convolutional-networks", "training-techniques",
-          "autoencoder", "vae", "gan", "diffusion")
+          "autoencoder", "vae", "gan", "diffusion", "self-supervised",
+          "recurrent-networks", "transformer", "vision-transformer")
 
 
 def builtin_lessons():

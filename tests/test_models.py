@@ -37,6 +37,22 @@ def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
         out = model(x * 2 - 1, t, y)
         assert out.shape == x.shape
         return out
+    if entry.task == "sequence":  # (B, T, D) sequences, one class per sequence
+        out = model(torch.randn(n, *entry.example_shape))
+        assert out.shape == (n, 10)
+        return out
+    if entry.task == "seq2seq":  # source tokens and the shifted target: next-token logits per position
+        vocab = model.cfg.num_classes
+        src = torch.randint(1, vocab, (n, *entry.example_shape))
+        out = model(src, torch.randint(0, vocab, (n, *entry.example_shape)))
+        assert out.shape == (n, entry.example_shape[0], vocab)
+        return out
+    if entry.task == "ssl":  # an encoder: h = features(x) for pretraining, its head's logits for the supervised baselines
+        h = model.features(torch.randn(n, *entry.example_shape))
+        assert h.shape == (n, model.feature_dim)
+        logits = model(torch.randn(n, *entry.example_shape))
+        assert logits.shape == (n, 10)
+        return torch.cat([h, logits], dim=1)
     raise AssertionError(f"test_models has no smoke input for task {entry.task!r}: add one")
 
 

@@ -59,7 +59,8 @@ def diagnose(lines: list[dict[str, Any]], config: dict[str, Any], lesson: "Lesso
     epochs = {m["epoch"]: m for m in lines if m.get("type") == "epoch"}
     found: list[tuple[str, str]] = []
     found += _overfitting(evals, epochs)
-    found += _loss_shape(steps, config)
+    for phase in dict.fromkeys(m.get("phase") for m in steps):  # a run in phases (pretraining, probe) has a loss per phase
+        found += _loss_shape([m for m in steps if m.get("phase") == phase], config)
     found += _chance(evals, config)
     found += _d_wins(steps)
     if reference is not None and lesson is not None:

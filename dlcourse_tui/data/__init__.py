@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from dlcourse_tui.data.base import Dataset
 
 TOY2D = ("blobs", "moons", "circles", "spirals", "xor")
-EMBEDDED = TOY2D + ("shapes", "digits")
+SEQUENCES = ("memory", "reverse", "sort")  # chapter 4: a long-memory task, two sequence-to-sequence tasks
+EMBEDDED = TOY2D + ("shapes", "digits") + SEQUENCES
 REAL = ("mnist", "fashion-mnist", "cifar10", "imagefolder")
 DATASET_NAMES = EMBEDDED + REAL
 
@@ -39,11 +40,19 @@ def load_dataset(name: str, *, seed: int, args: dict[str, Any] | None = None, le
     if name == "shapes":
         from dlcourse_tui.data.shapes import shapes_dataset
 
-        return shapes_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("clutter", "noise", "max_objects", "position_jitter")))
+        return shapes_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("clutter", "noise", "max_objects", "position_jitter", "rotation")))
     if name == "digits":
         from dlcourse_tui.data.digits import digits_dataset
 
         return digits_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("noise",)))
+    if name == "memory":
+        from dlcourse_tui.data.sequences import memory_dataset
+
+        return memory_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("seq_len", "n_symbols", "key_window")))
+    if name in ("reverse", "sort"):
+        from dlcourse_tui.data.sequences import seq2seq_dataset
+
+        return seq2seq_dataset(name, n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("seq_len", "n_symbols")))
     raise UserError(f"no dataset {name!r}.{suggest(name, DATASET_NAMES)} Datasets: {', '.join(DATASET_NAMES)}.")
 
 

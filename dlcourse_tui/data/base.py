@@ -13,7 +13,9 @@ from torch import Tensor
 class Split:
     """One split of a dataset held as tensors.
 
-    x is (N, C, H, W) uint8 for images or (N, D) float32 for points; y is (N,) int64.
+    x is (N, C, H, W) uint8 for images, (N, D) float32 for points or (N, T, D) float32 for
+    sequences; y is (N,) int64. For token data (sequence to sequence) x is (N, S) int64
+    source tokens and y (N, T) int64 target tokens.
     extras holds per-item targets other lessons need, indexed like x: for `shapes`
     "masks" (N, H, W) uint8, "boxes" (N, K, 4) float32, "box_labels" (N, K) int64 and
     "captions" (a list of N strings).
@@ -37,11 +39,11 @@ class Dataset:
     """A named dataset: train and validation splits plus what a model needs to know."""
 
     name: str
-    kind: Literal["image", "points"]
+    kind: Literal["image", "points", "sequence", "tokens"]
     train: Split
     val: Split
     classes: tuple[str, ...]
-    input_shape: tuple[int, ...]  # (C, H, W) for images, (D,) for points
+    input_shape: tuple[int, ...]  # (C, H, W) for images, (D,) for points, (T, D) for sequences, (S,) for tokens
     mean: tuple[float, ...] = ()  # per-channel mean of train images in [0, 1]; empty for points
     std: tuple[float, ...] = ()
 

@@ -225,6 +225,7 @@ def make_shapes(
     clutter: float = 0.5,
     noise: float = 0.08,
     position_jitter: float = 1.0,
+    rotation: float = 180.0,
 ) -> Split:
     """Generate `n` images of shapes: x (n, 3, size, size) uint8, y (n,) int64 (class of object 0).
 
@@ -238,6 +239,9 @@ def make_shapes(
     deviation of the Gaussian pixel noise on a [0, 1] scale. `position_jitter` is how far
     object 0 may wander from the image centre, as a fraction of the room it has (1: anywhere
     it fits, 0: always centred, which lets a linear model on raw pixels do much better).
+    `rotation` is the largest angle, in degrees, an object is turned by (180: any way, the
+    default; 20: all roughly upright, as things stand in photographs, which gives RotNet's
+    rotations something to predict). Hearts are never turned more than ±26°.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -245,6 +249,8 @@ def make_shapes(
         raise ValueError(f"max_objects must be >= 1, got {max_objects}")
     if not 0.0 <= position_jitter <= 1.0:
         raise ValueError(f"position_jitter must be in [0, 1], got {position_jitter}")
+    if not 0.0 <= rotation <= 180.0:
+        raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation}")
     if clutter < 0 or noise < 0:
         raise ValueError(f"clutter and noise must be >= 0, got {clutter} and {noise}")
     if size < 8:
@@ -265,8 +271,12 @@ def make_shapes(
         diam[:, 1:] = (diam[:, :1] * _uniform((n, K - 1), 0.55, 0.9, g)).clamp_min(0.22)
     radius = diam * size / 2  # (n, K) in pixels: the object fits this disc
 
-    angle = _uniform((n, K), 0.0, 2 * math.pi, g)  # (n, K)
-    heart_angle = _uniform((n, K), -0.45, 0.45, g)  # (n, K) hearts stay roughly upright
+    if rotation >= 180:
+        angle = _uniform((n, K), 0.0, 2 * math.pi, g)  # (n, K) any way round
+    else:  # the same draws, a narrower range: the rest of the stream, and so every other parameter, stays as it was
+        angle = _uniform((n, K), -math.radians(rotation), math.radians(rotation), g)  # (n, K)
+    turn = min(0.45, math.radians(rotation))
+    heart_angle = _uniform((n, K), -turn, turn, g)  # (n, K) hearts stay roughly upright
     angle = torch.where(cls == _HEART, heart_angle, angle)
     squeeze = _uniform((n, K), 0.78, 1.0, g)  # (n, K) aspect: one axis squeezed
     squeeze = torch.where(cls == _CIRCLE, 0.92 + 0.08 * squeeze, squeeze)  # circles stay round

@@ -19,6 +19,12 @@ MODELS: dict[str, tuple[str, str]] = {
     "vae": ("vae", "vae"),
     "dcgan": ("gan", "gan"),
     "unet": ("diffusion", "unet"),
+    "ssl_cnn": ("ssl", "ssl"),  # chapter 2: self-supervised learning
+    "rnn": ("sequence", "rnn"),
+    "lstm": ("sequence", "rnn"),
+    "gru": ("sequence", "rnn"),
+    "transformer": ("seq2seq", "transformer"),
+    "vit": ("classify", "vit"),
 }
 
 

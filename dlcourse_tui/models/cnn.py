@@ -108,6 +108,13 @@ class CNN(nn.Module):
             x = block(x)  # (B, C_in, H, W) -> (B, C_out, H', W'), H' = ((H − F + 2P)/S + 1) // 2
         return self.head(self.drop(x.flatten(1)))  # (B, C·H'·W') -> (B, classes)
 
+    def features(self, x: Tensor) -> Tensor:
+        """h: the flattened last volume, what the head reads (the encoder's output when the
+        CNN is pretrained without labels): (B, C, H, W) -> (B, C_last·H_last·W_last)."""
+        for block in self.blocks:
+            x = block(x)  # (B, C_k, H_k, W_k)
+        return x.flatten(1)  # (B, C·H'·W')
+
     def feature_maps(self, x: Tensor) -> list[Tensor]:
         """The activations after each block (after its pool): [(B, C_k, H_k, W_k), ...]."""
         maps = []

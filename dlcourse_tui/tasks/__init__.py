@@ -15,6 +15,10 @@ emits events. The families of the course map onto that one interface:
   linear probe on frozen features after `pretrain_epochs`; batches change with it.
 - segmentation / detection: batches carry masks or boxes from Split.extras; evaluate
   returns mIoU or mAP@0.5; pictures draw masks and boxes after NMS.
+- sequence / seq2seq (sequence.py): a recurrent classifier reading one step at a time
+  (pictures: hidden states, the gradient reaching each step); an encoder-decoder
+  Transformer trained with teacher forcing and evaluated by greedy decoding (pictures:
+  attention matrices per layer and head).
 - captioning: batches carry token sequences; evaluate decodes captions.
 """
 
@@ -32,6 +36,9 @@ _TASKS = {
     "vae": "dlcourse_tui.tasks.generate:VAETask",
     "gan": "dlcourse_tui.tasks.gan:GANTask",
     "diffusion": "dlcourse_tui.tasks.diffusion:DiffusionTask",
+    "ssl": "dlcourse_tui.tasks.ssl:SSLTask",
+    "sequence": "dlcourse_tui.tasks.sequence:SequenceTask",
+    "seq2seq": "dlcourse_tui.tasks.sequence:Seq2SeqTask",
 }
 
 

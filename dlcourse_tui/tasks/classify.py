@@ -140,6 +140,10 @@ class ClassifyTask(Task):
         if hasattr(self.model, "feature_maps") and self.data.kind == "image":
             out.append(PictureReady("feature_maps", "one validation image, then its feature maps after each conv block "
                                     f"(first {MAX_MAPS} per block)", epoch, self._feature_maps()))
+        if hasattr(self.model, "cls_attention") and self.data.kind == "image":  # a ViT: what [CLS] looks at
+            from dlcourse_tui.tasks.attention_pictures import cls_attention_pictures
+
+            out += cls_attention_pictures(self, epoch)
         out += technique_pictures(self, epoch)
         return out
 
