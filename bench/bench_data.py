@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from dlcourse_tui.data.digits import make_digits  # noqa: E402
+from dlcourse_tui.data.scenes import make_scenes  # noqa: E402
 from dlcourse_tui.data.shapes import make_shapes  # noqa: E402
 from dlcourse_tui.data.toy2d import TOY2D_KINDS, make_toy2d  # noqa: E402
 
@@ -49,6 +50,8 @@ def main() -> None:
     cases.append(("shapes max_objects=3", lambda n: make_shapes(n, seed=0, max_objects=3), args.n))
     cases.append(("shapes clutter=0 noise=0", lambda n: make_shapes(n, seed=0, clutter=0.0, noise=0.0), args.n))
     cases.append(("digits", lambda n: make_digits(n, seed=0), args.n))
+    cases.append(("scenes 64×64, 1-4 objects", lambda n: make_scenes(n, seed=0), args.n))
+    cases.append(("scenes clutter=0 noise=0", lambda n: make_scenes(n, seed=0, clutter=0.0, noise=0.0), args.n))
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of 3 runs")
     print(f"{'generator':<28}{'n':>9}{'seconds':>10}{'items/s':>12}")

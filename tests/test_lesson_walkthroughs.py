@@ -18,7 +18,8 @@ from dlcourse_tui.lessons import builtin_lessons_dir, load_lessons
 # have any block (until then they are skipped, by name)
 WALKED = ("linear-classifier", "single-neuron", "mlp-backprop", "convolutional-networks", "training-techniques",
           "autoencoder", "vae", "gan", "diffusion", "self-supervised",
-          "recurrent-networks", "transformer", "vision-transformer")
+          "recurrent-networks", "transformer", "vision-transformer",
+          "segmentation", "detection")
 
 
 def builtin_lessons():

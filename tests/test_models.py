@@ -47,6 +47,20 @@ def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
         out = model(src, torch.randint(0, vocab, (n, *entry.example_shape)))
         assert out.shape == (n, entry.example_shape[0], vocab)
         return out
+    if entry.task == "segment":  # a class score per pixel (the test builds it with 10 classes)
+        out = model(x)
+        assert out.shape == (n, 10, *x.shape[2:])
+        return out
+    if entry.task == "detect":  # the detector's own loss on scenes' boxes, then decoding with NMS
+        from dlcourse_tui.data.scenes import make_scenes
+
+        s = make_scenes(n, seed=0, size=x.shape[-1])
+        losses = model.loss(x, s.extras["boxes"], s.extras["box_labels"])
+        model.eval()
+        dets = model.detect(x)
+        model.train()
+        assert len(dets) == n and all(d.boxes.shape[1:] == (4,) for d in dets)
+        return torch.stack(list(losses.values()))
     if entry.task == "ssl":  # an encoder: h = features(x) for pretraining, its head's logits for the supervised baselines
         h = model.features(torch.randn(n, *entry.example_shape))
         assert h.shape == (n, model.feature_dim)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 TOY2D = ("blobs", "moons", "circles", "spirals", "xor")
 SEQUENCES = ("memory", "reverse", "sort")  # chapter 4: a long-memory task, two sequence-to-sequence tasks
-EMBEDDED = TOY2D + ("shapes", "digits") + SEQUENCES
+EMBEDDED = TOY2D + ("shapes", "digits") + SEQUENCES + ("scenes",)  # scenes: several shapes per image (chapter 2, 5)
 REAL = ("mnist", "fashion-mnist", "cifar10", "imagefolder")
 DATASET_NAMES = EMBEDDED + REAL
 
@@ -41,6 +41,11 @@ def load_dataset(name: str, *, seed: int, args: dict[str, Any] | None = None, le
         from dlcourse_tui.data.shapes import shapes_dataset
 
         return shapes_dataset(n_train=n_train, n_val=n_val, seed=seed, **_only(args, ("clutter", "noise", "max_objects", "position_jitter", "rotation")))
+    if name == "scenes":
+        from dlcourse_tui.data.scenes import scenes_dataset
+
+        return scenes_dataset(n_train=n_train, n_val=n_val, seed=seed,
+                              **_only(args, ("size", "max_objects", "min_objects", "clutter", "noise", "min_size", "max_size")))
     if name == "digits":
         from dlcourse_tui.data.digits import digits_dataset
 

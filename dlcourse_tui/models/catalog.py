@@ -25,6 +25,13 @@ MODELS: dict[str, tuple[str, str]] = {
     "gru": ("sequence", "rnn"),
     "transformer": ("seq2seq", "transformer"),
     "vit": ("classify", "vit"),
+    "window_seg": ("segment", "segment"),  # chapter 2: segmentation
+    "fcn": ("segment", "segment"),
+    "segnet": ("segment", "segment"),
+    "unet_seg": ("segment", "segment"),
+    "window_det": ("detect", "detect"),  # chapter 2: detection
+    "rcnn": ("detect", "detect"),
+    "yolo": ("detect", "detect"),
 }
 
 

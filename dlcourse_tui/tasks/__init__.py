@@ -39,6 +39,8 @@ _TASKS = {
     "ssl": "dlcourse_tui.tasks.ssl:SSLTask",
     "sequence": "dlcourse_tui.tasks.sequence:SequenceTask",
     "seq2seq": "dlcourse_tui.tasks.sequence:Seq2SeqTask",
+    "segment": "dlcourse_tui.tasks.segment:SegmentTask",
+    "detect": "dlcourse_tui.tasks.detect:DetectTask",
 }
 
 
