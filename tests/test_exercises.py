@@ -50,6 +50,10 @@ def test_each_starter_fails_as_not_written_and_each_reference_passes(name) -> No
 
 
 WRONG = [  # (exercise, the right code, the mistake, what the learner is told)
+    ("attention", " / math.sqrt(q.shape[-1])", "",
+     "check 2 of 5 (the output and weights are the reference's (no mask)) failed: weights does not match the reference."),
+    ("attention", "masked_fill(~mask,", "masked_fill(mask,",
+     "keys where the mask is False still get weight: the mask means True = may attend"),
     ("softmax_ce", "return loss, dscores / n", "return loss, dscores",
      "check 3 of 7 (dscores is the reference's) failed: dscores does not match the reference. "
      "It is 4 times the expected value (N = 4): a missing 1/N?"),
