@@ -52,6 +52,11 @@ def test_each_starter_fails_as_not_written_and_each_reference_passes(name) -> No
 WRONG = [  # (exercise, the right code, the mistake, what the learner is told)
     ("attention", " / math.sqrt(q.shape[-1])", "",
      "check 2 of 5 (the output and weights are the reference's (no mask)) failed: weights does not match the reference."),
+    ("iou_nms", "union = area_a[:, None] + area_b[None, :] - inter", "union = area_a[:, None] + area_b[None, :]",
+     "check 1 of 5 (box_iou returns (N, M) and agrees with the reference on two hand-made pairs) failed: iou does not "
+     "match the reference."),
+    ("iou_nms", "torch.sort(scores, descending=True, stable=True).indices", "torch.arange(len(scores))",
+     "nms keeps [0, 2], but greedy NMS keeps [3, 0] (best score first)"),
     ("attention", "masked_fill(~mask,", "masked_fill(mask,",
      "keys where the mask is False still get weight: the mask means True = may attend"),
     ("softmax_ce", "return loss, dscores / n", "return loss, dscores",
