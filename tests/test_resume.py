@@ -58,6 +58,7 @@ class Case:
 CLASSIFY = {"n_train": 100, "n_val": 32, "batch_size": 16}  # 7 steps an epoch, the last of 4 (100: the lessons' least)
 IMAGES = {"n_train": 64, "n_val": 32, "batch_size": 16}  # 4 steps an epoch
 SMALL_CNN = {"model.channels": [4, 8]}
+SCENES = {"n_train": 100, "n_val": 8, "size": 16, "batch_size": 34, "speed_table": "false"}  # 3 steps an epoch
 CASES = {
     "linear-classifier": Case("linear-classifier", CLASSIFY),
     "techniques-augment": Case("training-techniques", {**CLASSIFY, "augment": "flip,crop=2,color=0.1,affine=0.25"},
@@ -68,6 +69,12 @@ CASES = {
     "gan": Case("gan", {**IMAGES, "quality_samples": 50, "g_channels": 8, "d_channels": 8}),
     "diffusion": Case("diffusion", {**IMAGES, "timesteps": 8, "quality_samples": 20, "picture_samples": 10,
                                     "quality_every": 1, "channels": 8}),
+    "segmentation-unet": Case("segmentation", SCENES, overrides={"model.channels": [4, 8], "model.patch": 1}),
+    "segmentation-window": Case("segmentation", SCENES, overrides={"model.name": "window_seg", "model.channels": [4, 8],
+                                                                   "model.window": 9}),
+    "detection-yolo": Case("detection", SCENES, overrides={"model.channels": [4, 8, 8], "model.grid": 4}),
+    "detection-rcnn": Case("detection", SCENES, overrides={"model.name": "rcnn", "model.channels": [4, 8, 8, 8],
+                                                           "model.hidden": 16}),
 }
 STEPS_PER_EPOCH = {name: -(-case.sets["n_train"] // case.sets["batch_size"]) for name, case in CASES.items()}
 

@@ -4,9 +4,6 @@ learn, a resumed run equals the uninterrupted one, and bad input is one sentence
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,6 @@ from dlcourse_tui.tasks.dense import check_boxes_fit, check_masks
 from dlcourse_tui.tasks.metrics import Detections, GroundTruth, detection_ap, mean_ap
 from helpers import run_to_end
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------------------- the models
 
@@ -241,93 +237,7 @@ def test_a_small_grid_detector_learns_to_find_objects(seed: int) -> None:
     assert evals[-1]["val_loss"] < 0.8 * evals[0]["val_loss"], evals
 
 
-# ---------------------------------------------------------------------------- resume
-
-RESUME_CASES = {
-    "unet": ("segmentation", {"model.channels": [4, 8], "model.patch": 1}),
-    "window_seg": ("segmentation", {"model.name": "window_seg", "model.channels": [4, 8], "model.window": 9}),
-    "yolo": ("detection", {"model.channels": [4, 8, 8], "model.grid": 4}),
-    "rcnn": ("detection", {"model.name": "rcnn", "model.channels": [4, 8, 8, 8], "model.hidden": 16}),
-}
-RESUME_SETS = ["n_train=100", "n_val=8", "size=16", "batch_size=34", "log_every=1", "speed_table=false"]
-RESUME_ALL = """
-import json, sys
-from dlcourse_tui.cli.app import main
-codes = {}
-for lesson, run_id in json.loads(sys.argv[1]):
-    sys.argv = ["dlc", "run", lesson, "--resume", run_id]
-    try:
-        main()
-        codes[run_id] = 0
-    except SystemExit as e:
-        codes[run_id] = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-print(json.dumps(codes))
-"""
-
-
-def _resume_config(name: str):
-    lesson, over = RESUME_CASES[name]
-    return find_lesson(lesson).config(sets=RESUME_SETS, overrides={"train.epochs": 2, "train.device": "cpu", **over})
-
-
-def _numbers(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k != "time"}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-TRAIN_ALL = """
-import json, os, sys
-sys.path[:0] = [sys.argv[2]]
-from helpers import run_to_end
-import test_segment_detect as t
-paths = {}
-for home, cut in (("full", None), ("cut", 4)):
-    os.environ["DLC_HOME"] = os.path.join(sys.argv[1], home)
-    for name in t.RESUME_CASES:
-        store, final, _ = run_to_end(t._resume_config(name), stop_after_step=cut)
-        assert final.status == ("stopped" if cut else "completed") and final.step == (cut or 6), (name, final)
-        paths[home + " " + name] = str(store.path)
-print(json.dumps(paths))
-"""
-
-
-def test_resumed_runs_equal_uninterrupted_ones(tmp_path) -> None:
-    """Stopped mid-epoch 2 (after an evaluation), resumed in a new process through the CLI;
-    metrics, final weights, optimiser state and random state equal the uninterrupted run's
-    (the window's patch sampling, the R-CNN's anchor and RoI sampling included). The runs
-    train in a process of their own too: in the pytest process, two runs of the same config
-    have differed in their first loss (by about 1e-4) now and then, and in a plain Python
-    process too, more rarely; a case whose two runs differ before the stop says nothing about
-    resuming, so it is left out, and the test skips, naming it, when any is."""
-    env = {**os.environ, "DLC_THREADS": "1"}
-    trained = subprocess.run([sys.executable, "-c", TRAIN_ALL, str(tmp_path), str(Path(__file__).parent)], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=300)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    paths = {k: Path(v) for k, v in json.loads(trained.stdout.strip().splitlines()[-1]).items()}
-    cuts = {name: paths[f"cut {name}"] for name in RESUME_CASES}
-    jobs = [(RESUME_CASES[n][0], p.name) for n, p in cuts.items()]
-    # one process resumes them all, one after the other (torch is imported once)
-    proc = subprocess.run([sys.executable, "-c", RESUME_ALL, json.dumps(jobs)], cwd=ROOT,
-                          env={**env, "DLC_HOME": str(tmp_path / "cut")}, capture_output=True, text=True, timeout=300)
-    codes = json.loads(proc.stdout.strip().splitlines()[-1])
-    unrepeatable = []
-    for name, cut in cuts.items():
-        full = paths[f"full {name}"]
-        assert codes[cut.name] == 0, proc.stderr[-3000:]
-        before_cut = [i for i, line in enumerate(_numbers(cut)) if line["step"] <= 4]
-        if [_numbers(cut)[i] for i in before_cut] != [_numbers(full)[i] for i in before_cut]:
-            unrepeatable.append(name)  # the two runs differed before the stop: nothing to learn about resuming
-            continue
-        assert _numbers(cut) == _numbers(full), name
-        a = torch.load(full / "checkpoint.pt", weights_only=True)
-        b = torch.load(cut / "checkpoint.pt", weights_only=True)
-        for k, v in a["task"]["modules"]["model"].items():
-            assert torch.equal(v, b["task"]["modules"]["model"][k]), (name, k)
-        assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]), name
-        assert a["task"]["optimizers"]["model"]["state"].keys() == b["task"]["optimizers"]["model"]["state"].keys()
-    if unrepeatable:
-        pytest.skip(f"runs of the same config differed before the stop ({', '.join(unrepeatable)}): float results "
-                    "not repeatable in this process; the other cases resumed exactly")
+# resumed runs equal uninterrupted ones: tests/test_resume.py (its segmentation and detection cases)
 
 
 # ---------------------------------------------------------------------------- the CLI

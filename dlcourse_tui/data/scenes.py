@@ -55,7 +55,7 @@ from torch import Tensor
 from dlcourse_tui.data.base import Dataset, Split, channel_stats
 from dlcourse_tui.data.digits import pixel_grid, segment_distance_sq
 from dlcourse_tui.data.shapes import (_CIRCLE, _ELLIPSE, _HEART, _LUMA, _PALETTE_RGB, _RING, _SDF, LIGHT_ON_DARK,
-                                      PALETTE, SHAPE_CLASSES)
+                                      PALETTE, SHAPE_CLASSES, _uniform)
 
 # ---------------------------------------------------------------------------- captions
 
@@ -173,10 +173,6 @@ class _Window:
         """ids (m, H*W) ← value where inside (m, side, side), in window l."""
         under = ids.gather(1, self.idx[:, l])  # (m, side²)
         ids.scatter_(1, self.idx[:, l], torch.where(inside.flatten(1), torch.tensor(value, dtype=ids.dtype), under))
-
-
-def _uniform(shape: tuple[int, ...], lo: float, hi: float, g: torch.Generator) -> Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=g)
 
 
 def make_scenes(
