@@ -50,6 +50,10 @@ def test_each_starter_fails_as_not_written_and_each_reference_passes(name) -> No
 
 
 WRONG = [  # (exercise, the right code, the mistake, what the learner is told)
+    ("nt_xent", "F.normalize(torch.cat([z1, z2]), dim=1)", "torch.cat([z1, z2])",
+     "the loss changes when the views are scaled: s is the cosine similarity"),
+    ("nt_xent", '.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))', "",
+     "your loss keeps k = i in the denominator"),
     ("attention", " / math.sqrt(q.shape[-1])", "",
      "check 2 of 5 (the output and weights are the reference's (no mask)) failed: weights does not match the reference."),
     ("iou_nms", "union = area_a[:, None] + area_b[None, :] - inter", "union = area_a[:, None] + area_b[None, :]",
