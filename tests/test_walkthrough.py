@@ -274,3 +274,21 @@ def test_next_moves_past_a_step_done_in_the_app(dlc, tmp_path, monkeypatch) -> N
     assert "this step is done in the app" in r.out and "dlc tutorial walk --next" in r.out
     state = json.loads(dlc("tutorial", "walk", "--next", "--json").out)
     assert state["current"] == "run" and [s["state"] for s in state["steps"]] == ["todo", "current"]
+
+
+def test_every_screen_of_the_app_can_be_named_in_a_condition() -> None:
+    """A step may wait for any screen the app records as viewed (its walk_name)."""
+    import importlib
+    import pkgutil
+
+    import dlcourse_tui.tui.screens as screens
+    from dlcourse_tui.course.conditions import SCREENS, parse_condition
+
+    names = set()
+    for info in pkgutil.iter_modules(screens.__path__):
+        module = importlib.import_module(f"dlcourse_tui.tui.screens.{info.name}")
+        names |= {v.walk_name for v in vars(module).values() if isinstance(getattr(v, "walk_name", None), str) and v.walk_name}
+    assert {"exercises", "dashboard", "picker"} <= names
+    assert names <= set(SCREENS)
+    for name in names:
+        parse_condition(f"screen {name} viewed")

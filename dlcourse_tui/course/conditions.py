@@ -2,7 +2,7 @@
 
     condition := clause ("and" clause)*
     clause    := "lesson opened"
-               | "screen" NAME "viewed"            browser, picker, dashboard, runs, run, help
+               | "screen" NAME "viewed"            browser, picker, dashboard, runs, run, help, walkthrough, exercises
                | "picture" NAME "viewed"           a picture the lesson's runs make (templates, boundary, ...)
                | "model" NAME "picked"             in the picker, or by a run of the lesson
                | "variant" NAME "chosen"           likewise
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dlcourse_tui.course.facts import Facts, RunFacts
 
-SCREENS = ("browser", "picker", "dashboard", "runs", "run", "help", "walkthrough")
+SCREENS = ("browser", "picker", "dashboard", "runs", "run", "help", "walkthrough", "exercises")
 RUN_STATES = ("started", "completed", "stopped", "failed")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
