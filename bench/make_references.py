@@ -16,12 +16,14 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("DLC_HOME", tempfile.mkdtemp(prefix="dlc-ref-"))
 
 from dlcourse_tui.course.reference import FILE, make_band  # noqa: E402
 from dlcourse_tui.engine.session import execute, prepare_run  # noqa: E402
+from dlcourse_tui.engine.upstream import resolve_upstream, upstream_config  # noqa: E402
 from dlcourse_tui.lessons import find_lesson  # noqa: E402
 
 
@@ -36,6 +38,20 @@ def per_epoch(store, names: list[str]) -> dict[str, dict[int, float]]:
     return out
 
 
+def upstream_runs(lesson) -> dict[str, str]:  # noqa: ANN001 - a Lesson
+    """The runs `lesson` builds on (need name → run id), trained first, once, as `dlc run` does:
+    the other lesson's default with the need's match laid over it, seed 0."""
+    config, missing = resolve_upstream(lesson.config(), lesson.needs)
+    for need in missing:
+        t0 = time.perf_counter()
+        _, final = execute(prepare_run(upstream_config(need)), [])
+        print(f"{lesson.id} builds on {need.lesson}: {final.status} in {time.perf_counter() - t0:.1f} s", flush=True)
+        if final.status != "completed":
+            sys.exit(f"the {need.lesson} run {lesson.id} builds on did not complete")
+        config, _ = resolve_upstream(config, [need])
+    return dict(config.upstream)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("lessons", nargs="+")
@@ -47,8 +63,10 @@ def main() -> None:
         target = lesson.target.metric if lesson.target else "val_acc"
         names = list(dict.fromkeys([target, "val_loss"]))
         runs: dict[str, list[dict[int, float]]] = {n: [] for n in names}
+        built_on = upstream_runs(lesson)
         for seed in args.seeds:
             config = lesson.config(overrides={"train.seed": seed, "train.device": "cpu"})
+            config = replace(config, upstream=built_on)
             t0 = time.perf_counter()
             store, final = execute(prepare_run(config), [])
             print(f"{lesson.id} seed {seed}: {final.status} in {time.perf_counter() - t0:.1f} s, "
@@ -68,7 +86,9 @@ def main() -> None:
         seeds = " ".join(map(str, args.seeds))
         data = {"made_by": f"python bench/make_references.py {lesson.id} --seeds {seeds}",
                 "made_on": time.strftime("%Y-%m-%d"), "seeds": args.seeds,
-                "config": lesson.config().to_dict(), "metrics": bands}
+                "config": lesson.config().to_dict(), "metrics": bands,
+                "built_on": {name: f"the default {need.lesson} run (seed 0), {', '.join(f'{k}={v}' for k, v in need.match.items())}"
+                             for name, need in ((n.name, n) for n in lesson.needs)}}
         (folder / FILE).write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {folder / FILE}: {', '.join(bands)} over {len(args.seeds)} seeds")
 

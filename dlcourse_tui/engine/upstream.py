@@ -88,6 +88,7 @@ def misfit(need: Need, record: "RunRecord") -> str:
     if status != "completed":
         return f"it is {status}, not completed"
     flat = flatten(cfg)
+    flat.update(flatten(cfg.get("task_args", {}), "task."))  # config.json says task_args; match says task.*
     for key, want in need.match.items():
         have = flat.get(key)
         if have != want and not (isinstance(want, (int, float)) and isinstance(have, (int, float)) and float(have) == float(want)):
