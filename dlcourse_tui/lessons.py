@@ -20,8 +20,8 @@ from dlcourse_tui.engine.config import Knob, TrainConfig, build_config, flatten,
 from dlcourse_tui.engine.upstream import Need, parse_needs
 from dlcourse_tui.errors import UserError, suggest
 from dlcourse_tui.models.catalog import MODELS, model_task
+from dlcourse_tui.tasks import TASK_NAMES
 
-TASK_NAMES = ("classify", "autoencode", "vae", "gan", "diffusion", "ssl", "sequence", "seq2seq", "segment", "detect")  # grows as tasks are added (see dlcourse_tui.tasks)
 _EXPERIMENT_KEYS = {"task", "models", "target", "train", "model", "data", "task_args", "knobs", "variants", "description",
                     "needs"}
 _KNOB_KEYS = {"type", "help", "min", "max", "choices", "log"}

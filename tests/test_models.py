@@ -11,7 +11,7 @@ from dlcourse_tui.models.registry import count_params, create_model, get_entry, 
 
 def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
     """One forward pass the way the model's task calls it; checks the output's shape."""
-    if entry.task == "classify":
+    if entry.task in ("classify", "peft", "edit"):  # peft, edit: the course's ViT (LoRA, adapters, prompts; an edit)
         classes = 2 if entry.example_shape == (2,) else 10
         out = model(torch.randn(n, *entry.example_shape))
         assert out.shape[0] == n and out.shape[1] in (1, classes)
@@ -31,7 +31,7 @@ def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
         score = model.discriminator(fake)
         assert score.shape == (n, 1)
         return torch.cat([fake.flatten(1), score], dim=1)
-    if entry.task == "diffusion":
+    if entry.task in ("diffusion", "unlearn"):  # ε_θ(x_t, t, y); unlearn: the same U-Net, fine-tuned
         t = torch.randint(0, 1000, (n,))
         y = torch.randint(0, 10, (n,))
         out = model(x * 2 - 1, t, y)
@@ -67,6 +67,10 @@ def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
         logits = model(torch.randn(n, *entry.example_shape))
         assert logits.shape == (n, 10)
         return torch.cat([h, logits], dim=1)
+    if entry.task == "caption":  # teacher forcing: next-word logits at every position of the caption
+        out = model(x, torch.randint(0, model.cfg.num_classes, (n, 7)))
+        assert out.shape == (n, 7, model.cfg.num_classes)
+        return out
     raise AssertionError(f"test_models has no smoke input for task {entry.task!r}: add one")
 
 

@@ -19,6 +19,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "vae": ("vae", "vae"),
     "dcgan": ("gan", "gan"),
     "unet": ("diffusion", "unet"),
+    "unet_unlearn": ("unlearn", "unet"),  # chapter 5: unlearning (the same U-Net, with its null class)
     "ssl_cnn": ("ssl", "ssl"),  # chapter 2: self-supervised learning
     "rnn": ("sequence", "rnn"),
     "lstm": ("sequence", "rnn"),
@@ -32,6 +33,9 @@ MODELS: dict[str, tuple[str, str]] = {
     "window_det": ("detect", "detect"),  # chapter 2: detection
     "rcnn": ("detect", "detect"),
     "yolo": ("detect", "detect"),
+    "captioner": ("caption", "caption"),  # chapter 5: image captioning
+    "peft_vit": ("peft", "peft"),  # chapter 5: parameter-efficient fine-tuning
+    "vit_edit": ("edit", "editing"),  # chapter 5: knowledge editing (the ViT, edited at one MLP layer)
 }
 
 

@@ -5,7 +5,10 @@
 
 The timestep t enters as a sinusoidal embedding (as in the Transformer), passed
 through an MLP and added to every residual block; with `conditional`, a learned class
-embedding is added to it, so the network models p(x | y).
+embedding is added to it, so the network models p(x | y). With `null_class` as well, one
+more embedding, index num_classes, stands for "no class" ∅: trained with label dropout
+(Ho & Salimans 2022, classifier-free guidance) the same network then models p(x) too,
+ε_θ(x_t, t, ∅), which concept erasure (the unlearning lesson) needs.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class UNet(nn.Module):
         channels: int = 32  # c
         patch: int = 2  # fold patch×patch pixels into channels first (1: full resolution)
         conditional: bool = True  # add a class embedding: ε_θ(x_t, t, y) models p(x | y)
+        null_class: bool = False  # one more embedding, y = num_classes, for "no class" ∅ (label dropout)
 
         def __post_init__(self) -> None:
             self.input_shape = tuple(self.input_shape)
@@ -73,6 +77,8 @@ class UNet(nn.Module):
                 raise ValueError(f"image sides {self.input_shape[1:]} must be multiples of 2·patch = {2 * self.patch}")
             if self.channels < 8 or self.channels % 8:
                 raise ValueError(f"channels={self.channels}: give a multiple of 8 (group norm uses 8 groups)")
+            if self.null_class and not self.conditional:
+                raise ValueError("null_class=true needs conditional=true: the null class is one more class embedding")
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -80,7 +86,8 @@ class UNet(nn.Module):
         c, ch = cfg.channels, cfg.input_shape[0] * cfg.patch ** 2
         emb = 4 * c
         self.time_mlp = nn.Sequential(nn.Linear(c, emb), nn.SiLU(), nn.Linear(emb, emb))
-        self.class_emb = nn.Embedding(cfg.num_classes, emb) if cfg.conditional else None
+        classes = cfg.num_classes + 1 if cfg.null_class else cfg.num_classes  # + ∅ at index num_classes
+        self.class_emb = nn.Embedding(classes, emb) if cfg.conditional else None
         self.inc = nn.Conv2d(ch, c, 3, padding=1)
         self.down1 = ResBlock(c, c, emb)
         self.pool = nn.Conv2d(c, c, 3, stride=2, padding=1)
@@ -102,3 +109,14 @@ class UNet(nn.Module):
         u2 = self.up2(torch.cat([m, h2], dim=1), e)  # (B, 2c, R/2, R/2)
         u1 = self.up1(torch.cat([F.interpolate(u2, scale_factor=2.0, mode="nearest"), h1], dim=1), e)  # (B, c, R, R)
         return F.pixel_shuffle(self.out(u1), p)  # (B, C, H, W): predicted ε
+
+
+@register_model("unet_unlearn", task="unlearn", inputs=("image",), example_shape=(1, 28, 28),
+                description="the diffusion lesson's U-Net with its null class ∅, fine-tuned to erase a class")
+class UnlearnUNet(UNet):
+    """The same network as "unet" (a diffusion run's weights load into it as they are),
+    offered to the unlearning task, with the null class on by default: erasure needs ε_θ(x_t, t, ∅)."""
+
+    @dataclass
+    class Config(UNet.Config):
+        null_class: bool = True

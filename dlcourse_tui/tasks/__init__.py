@@ -41,7 +41,13 @@ _TASKS = {
     "seq2seq": "dlcourse_tui.tasks.sequence:Seq2SeqTask",
     "segment": "dlcourse_tui.tasks.segment:SegmentTask",
     "detect": "dlcourse_tui.tasks.detect:DetectTask",
+    "caption": "dlcourse_tui.tasks.caption:CaptionTask",
+    "peft": "dlcourse_tui.tasks.peft:PEFTTask",
+    "unlearn": "dlcourse_tui.tasks.unlearn:UnlearnTask",
+    "edit": "dlcourse_tui.tasks.edit:EditTask",
 }
+
+TASK_NAMES: tuple[str, ...] = tuple(_TASKS)  # what a lesson's `task =` may name (known without importing torch)
 
 
 def get_task_class(name: str) -> type["Task"]:

@@ -26,6 +26,11 @@ equation 12 (the paper writes α for DDPM's ᾱ):
 reverse process with σ_t² = β̃_t, the variance of the true posterior q(x_{t−1} | x_t, x_0).
 
 Code indexes steps from 0: index i stands for t = i + 1 (the network sees i).
+
+Label dropout (task.label_dropout = p, with model.null_class): each training label is
+replaced by the null class ∅ with probability p, as classifier-free guidance trains
+(Ho & Salimans 2022), so that one network learns ε_θ(x_t, t, y) and ε_θ(x_t, t, ∅).
+At p = 0 (the default) nothing is drawn and the run is the plain conditional DDPM.
 """
 
 from __future__ import annotations
@@ -167,6 +172,14 @@ class DiffusionTask(GenerativeTask):
         args = cfg.task_args
         self.model = self.build_model()
         self.conditional = bool(getattr(self.model.cfg, "conditional", False))
+        self.null_label = self.data.num_classes  # the index of ∅ when the model has a null class
+        self.label_dropout = float(args.get("label_dropout", 0.0))
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise UserError(f"task.label_dropout={self.label_dropout:g}: the share of labels replaced by the null class "
+                            "must lie in 0 … 1 (below 1); e.g. --set label_dropout=0.1.")
+        if self.label_dropout > 0 and not getattr(self.model.cfg, "null_class", False):
+            raise UserError(f"task.label_dropout={self.label_dropout:g} replaces labels by the null class, which this "
+                            "model lacks; add --set null_class=true (and keep conditional=true).")
         self.schedule = DDPMSchedule(int(args.get("timesteps", 1000)), device=self.device)
         self.sampling = str(args.get("sampler", "ddpm"))
         if self.sampling not in SAMPLERS:
@@ -204,8 +217,17 @@ class DiffusionTask(GenerativeTask):
         """The weights evaluation and sampling use: the moving average when there is one."""
         return self.ema.model if self.ema is not None else self.model
 
+    def drop_labels(self, y: Tensor) -> Tensor:
+        """y with each label replaced by ∅ (self.null_label) with probability task.label_dropout;
+        y itself, with nothing drawn, at 0."""
+        if self.label_dropout <= 0:
+            return y
+        drop = torch.rand(y.shape, device=y.device) < self.label_dropout  # (B,) on the run's own stream
+        return torch.where(drop, torch.full_like(y, self.null_label), y)
+
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x, y = batch
+        y = self.drop_labels(y)  # (B,) some labels ∅ with label dropout; unchanged without
         loss = self.schedule.loss(self.eps_model(y), self.signed(x))  # Algorithm 1
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -244,10 +266,12 @@ class DiffusionTask(GenerativeTask):
         return torch.arange(n, device=self.device) % self.data.num_classes if self.conditional else None
 
     @torch.inference_mode()
-    def sample(self, n: int, salt: int = 0, keep: int = 0, snapshots: int = 0) -> tuple[Tensor, Tensor | None]:
+    def sample(self, n: int, salt: int = 0, keep: int = 0, snapshots: int = 0,
+               net: nn.Module | None = None) -> tuple[Tensor, Tensor | None]:
         """n samples in [0, 1] by Algorithm 2 (task.sampler = "ddpm") or DDIM ("ddim");
-        labels 0, 1, 2, … when conditional. Sets sample_seconds, the wall time it took."""
-        net = self.sampler.eval()
+        labels 0, 1, 2, … when conditional. Sets sample_seconds, the wall time it took.
+        `net`: another ε_θ to sample with than self.sampler (the same noise for the same salt)."""
+        net = (net or self.sampler).eval()
         y = self.labels(n)
         kw = dict(generator=self.eval_generator(salt), device=self.device, keep=keep, snapshots=snapshots)
         shape = (n, *self.data.input_shape)
