@@ -7,7 +7,7 @@ import sys
 import typer
 
 from dlcourse_tui import __version__
-from dlcourse_tui.cli import doctor, exercise, lessons, models, run, runs, tutorial
+from dlcourse_tui.cli import doctor, exercise, lessons, models, run, runs, serve, tutorial
 from dlcourse_tui.errors import UserError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(runs.app, name="runs")
 tutorial.register(app)
 exercise.register(app)
 doctor.register(app)
+serve.register(app)
 
 
 def _version(value: bool) -> None:
