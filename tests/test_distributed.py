@@ -156,7 +156,7 @@ def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_pa
     assert_same_params(single, run)
 
 
-@pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.parametrize("rank", [1])  # rank 0's failure takes the same recorder (checked in-process below)
 def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path, rank) -> None:
     r = dlc(tmp_path, *RUN, "--epochs", "50", "--nproc-per-node", "2", env={"DLC_FAULT_INJECT": f"rank={rank},step=3"})
     assert r.returncode == 1
