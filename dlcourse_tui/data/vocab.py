@@ -94,7 +94,8 @@ class Vocabulary:
         known = [w for w in self.words if w not in SPECIALS]
         hint = next((h for h in (suggest(w, known, n=1) for w in missing) if h), "")
         listed = ", ".join(repr(w) for w in missing)
-        some = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+        words = [w for w in known if w.isalpha()]  # "," is a word here, but not one to list after commas
+        some = ", ".join(words[:12]) + (", …" if len(words) > 12 else "")
         raise UserError(f"{what} {text!r} uses {listed}, which the model's vocabulary of {len(known)} words "
                         f"(built from its training captions) does not hold.{hint} Use only words such as: {some}.")
 
