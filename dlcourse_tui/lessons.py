@@ -343,8 +343,8 @@ def validate_experiment(exp: dict[str, Any], path: Path) -> dict[str, Knob]:
         if lo is not None and hi is not None and lo > hi:
             raise bad(where, f"min = {lo} is greater than max = {hi}; swap them.")
         kind = spec.get("type") or type_of(known[key])
-        if kind not in ("int", "float", "bool", "str"):
-            raise bad(f"{where}.type", f"must be int, float, bool or str (got {kind!r}).")
+        if kind not in ("int", "float", "bool", "str", "ints"):
+            raise bad(f"{where}.type", f"must be int, float, bool, str or ints (a list of integers; got {kind!r}).")
         if key not in known and "type" not in spec:
             raise bad(f"{where}.type", "needed when the setting has no default in the file.")
         knobs[key] = Knob(

@@ -146,7 +146,7 @@ def test_runs_list_show_and_compare(dlc) -> None:
 @pytest.mark.parametrize("args, message", [
     (["run", "nosuchlesson"], "no lesson 'nosuchlesson'"),
     (["run", "linaer-classifier"], "Did you mean: linear-classifier?"),
-    (["run", "linear", "--model", "mlpp"], "no model 'mlpp'. Did you mean: mlp?"),
+    (["run", "linear", "--model", "mlpp"], "no model 'mlpp'. Did you mean: mlp"),
     (["run", "linear", "--model", "neuron"], "lesson linear-classifier offers the models linear, mlp, not 'neuron'"),
     (["run", "linear", "--data", "shpaes"], "--data shpaes: no such dataset. Did you mean: shapes"),
     (["run", "linear", "--set", "lrr=0.1"], "--set lrr: no such setting in this experiment. Did you mean: lr"),
@@ -173,6 +173,8 @@ def test_runs_list_show_and_compare(dlc) -> None:
     (["run", "linear", "--resume", ""], "--resume needs the id of the run to continue"),
     (["run", "linear", "--set", "model.name=cnn"], "lesson linear-classifier offers the models linear, mlp, not 'cnn'"),
     (["run", "linear", "--set", "n_train=100000000"], "data.n_train=100000000 is out of range: allowed 100 … 50000."),
+    (["run", "training", "--set", "channels=[16,x]"],
+     "model.channels='[16,x]' is not a list of integers: give them separated by commas, e.g. model.channels=16,32."),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(dlc, dlc_home, args, message) -> None:
     if "--device" in args:
@@ -434,3 +436,11 @@ def test_an_imagefolder_with_an_empty_validation_split_is_one_sentence(dlc, dlc_
     r = dlc("run", "linear", "--data", "imagefolder", "--data-dir", str(tmp_path / "imgs"), "--epochs", "1")
     assert r.code == 2 and "the validation split is empty, so there is nothing to measure on" in r.err, r.err
     assert not (dlc_home / "runs").exists()
+
+
+def test_a_list_setting_takes_integers_separated_by_commas() -> None:
+    from dlcourse_tui.lessons import find_lesson
+
+    for text in ("8,16", "[8, 16]", "8 16"):
+        config = find_lesson("training-techniques").config(sets=[f"channels={text}"])
+        assert config.model_args["channels"] == [8, 16]

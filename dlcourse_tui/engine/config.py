@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -161,6 +162,11 @@ class Knob:
         if self.type in ("int", "float"):
             if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
                 raise UserError(f"{self.key}={number_text(value)} is out of range: allowed {self.range_text()}.")
+        if self.type == "ints":
+            for v in value:
+                if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
+                    raise UserError(f"{self.key}={','.join(map(str, value))}: {v} is out of range; "
+                                    f"each entry must be {self.range_text()}.")
 
 
 def number_text(value: float) -> str:
@@ -182,6 +188,8 @@ def type_of(value: Any) -> str:
         return "int"
     if isinstance(value, float):
         return "float"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return "ints"
     return "str"
 
 
@@ -194,6 +202,8 @@ def coerce(key: str, kind: str, text: Any) -> Any:
             return text
         text = str(text)
     s = text.strip()
+    if kind == "ints":
+        return _ints(key, s)
     try:
         if kind == "int":
             return int(s)
@@ -213,6 +223,18 @@ def coerce(key: str, kind: str, text: Any) -> Any:
             return False
         raise UserError(f"{key}={text!r} is not true or false: give {key}=true or {key}=false.")
     return s
+
+
+def _ints(key: str, text: str) -> list[int]:
+    """'16,32', '[16, 32]' or '16 32' as [16, 32]; UserError otherwise."""
+    parts = [p for p in re.split(r"[\s,]+", text.strip().strip("[]()")) if p]
+    try:
+        if not parts:
+            raise ValueError
+        return [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"{key}={text!r} is not a list of integers: give them separated by commas, "
+                        f"e.g. {key}=16,32.") from None
 
 
 def resolve_key(key: str, known: list[str]) -> str:

@@ -1,5 +1,8 @@
-"""--use dropout: every nn.Dropout built for the run calls the learner's dropout, with a
-generator of its own seeded from the run's seed."""
+"""--use dropout: every nn.Dropout built for the run calls the learner's dropout, drawing
+from the device's default generator: the run's own random stream, which its checkpoint
+keeps, so a resumed run draws the masks an uninterrupted one draws. (The masks are not the
+built-in's: nn.Dropout samples them with its own kernel, so a run with --use dropout
+follows the built-in's curve closely, not bitwise.)"""
 
 from typing import Any
 
@@ -14,15 +17,16 @@ def plug(mine: Any, config: Any) -> dict[str, Any]:
     if not config.model_args.get("dropout"):
         raise UserError("--use dropout replaces the model's dropout, which is off in this run: "
                         "add --set dropout=0.3 (or another rate).")
-    fn, seed = mine.dropout, config.train.seed
+    fn = mine.dropout
 
     class Dropout(nn.Dropout):
         """nn.Dropout with the learner's inverted dropout."""
 
         def forward(self, x: Tensor) -> Tensor:
-            g = getattr(self, "_dlc_generator", None)
-            if g is None or g.device != x.device:
-                g = self._dlc_generator = torch.Generator(device=x.device).manual_seed(seed)
+            if x.device.type == "cuda":
+                g = torch.cuda.default_generators[x.device.index or 0]
+            else:
+                g = torch.default_generator
             return fn(x, self.p, self.training, g)
 
     return {"torch.nn:Dropout": Dropout}
