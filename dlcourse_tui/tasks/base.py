@@ -80,6 +80,16 @@ class Task(ABC):
         """One update (backward and optimiser steps included). Returns detached 0-d
         tensors, left on the device; "loss" must be among them."""
 
+    def update(self, loss: Tensor, name: str = "model") -> None:
+        """One step of optimiser `name` on `loss`: clear the gradients, backpropagate, step,
+        and advance its schedule if it has one."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if name in self.schedulers:
+            self.schedulers[name].step()
+
     def examples_in(self, batch: Batch) -> int:
         """How many examples `batch` holds: the weight of its metrics in the logged means."""
         first = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -96,11 +96,7 @@ class ClassifyTask(Task):
         if self.augmenter is not None:
             x = self.augmenter(x)  # batched, on the device; here (not in batches) so a stop never skips draws
         loss, correct = loss_and_correct(self.net(self.prepare(x)), y, self.config.train.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         return {"loss": loss.detach(), "acc": correct.float().mean()}
 
     @torch.inference_mode()

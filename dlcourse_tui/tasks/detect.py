@@ -86,11 +86,7 @@ class DetectTask(Task):
     def train_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
         x, boxes, labels = batch
         losses = self.model.loss(self.prepare(x), boxes, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(losses["loss"])
         return {k: v.detach() for k, v in losses.items()}
 
     @torch.inference_mode()

@@ -229,11 +229,7 @@ class DiffusionTask(GenerativeTask):
         x, y = batch
         y = self.drop_labels(y)  # (B,) some labels ∅ with label dropout; unchanged without
         loss = self.schedule.loss(self.eps_model(y), self.signed(x))  # Algorithm 1
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         if self.ema is not None:
             self.ema.update(self.model)
         return {"loss": loss.detach()}

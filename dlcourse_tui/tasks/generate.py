@@ -172,11 +172,7 @@ class AutoencodeTask(GenerativeTask):
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         x = self.unit(batch[0])  # (B, C, H, W)
         loss = F.mse_loss(self.model(x), x)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         return {"loss": loss.detach()}
 
     @torch.inference_mode()
@@ -237,11 +233,7 @@ class VAETask(GenerativeTask):
         recon = bernoulli_nll(logits, x).mean()
         kl = gaussian_kl(mu, logvar).mean()
         loss = recon + self.beta * kl
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     @torch.inference_mode()

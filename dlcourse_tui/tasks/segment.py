@@ -119,11 +119,7 @@ class SegmentTask(Task):
             target = batch[1].long()  # (B, H, W)
             logits = self.model(x)  # (B, C, H, W)
         loss = F.cross_entropy(logits, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         with torch.no_grad():
             pred = logits.max(1).indices  # argmax(1) over a (B, C, H, W) tensor is 4× slower on a CPU
             out = {"loss": loss.detach(), "pixel_acc": (pred == target).float().mean()}

@@ -152,11 +152,7 @@ class Seq2SeqTask(ClassifyTask):
         src, tgt = batch  # (B, S), (B, T)
         logits = self.net(src, self.shifted(tgt))  # (B, T, vocab)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), label_smoothing=self.config.train.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         right = logits.detach().argmax(-1) == tgt  # (B, T)
         return {"loss": loss.detach(), "acc": right.float().mean(), "exact_acc": right.all(dim=1).float().mean()}
 

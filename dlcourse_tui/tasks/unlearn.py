@@ -169,11 +169,7 @@ class UnlearnTask(DiffusionTask):
     def train_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
         erase, keep = self.losses(batch)
         loss = erase + self.preserve * keep
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.update(loss)
         return {"loss": loss.detach(), "erase": erase.detach(), "keep": keep.detach()}
 
     def examples_in(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
