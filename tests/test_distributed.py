@@ -120,13 +120,28 @@ def assert_same_params(a: Path, b: Path) -> None:
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
+    """The reference: RUN for 2 epochs in one process, this one (torchrun adds nothing to compare)."""
+    from dlcourse_tui.lessons import find_lesson
+    from helpers import run_to_end
+
     home = tmp_path_factory.mktemp("single")
-    r = dlc(home, *RUN, "--epochs", "2")
-    assert r.returncode == 0, r.stderr
-    return only_run(home)
+    sets = [RUN[i + 1] for i, a in enumerate(RUN) if a == "--set"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DLC_HOME", str(home))
+        store, final, _ = run_to_end(find_lesson("mlp-backprop").config(sets=[*sets, "threads=1"],
+                                                                          overrides={"train.epochs": 2}))
+    assert final.status == "completed", final
+    return store.path
 
 
-def test_two_processes_reach_the_parameters_of_one_with_the_same_global_batch(single, tmp_path) -> None:
+@pytest.fixture
+def dlc_here(dlc):
+    """`dlc ARGS` in this process (conftest's fixture): refusals and `runs show` need no torchrun."""
+    return dlc
+
+
+def test_two_processes_reach_the_parameters_of_one_with_the_same_global_batch(single, tmp_path, dlc_here,
+                                                                              monkeypatch) -> None:
     r = dlc(tmp_path, *RUN, "--epochs", "2", "--nproc-per-node", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(tmp_path)
@@ -136,20 +151,24 @@ def test_two_processes_reach_the_parameters_of_one_with_the_same_global_batch(si
     steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [json.loads(l)["step"] for l in (single / "metrics.jsonl").read_text().splitlines()]
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
-    show = dlc(tmp_path, "runs", "show", run.name, "--no-pictures")
-    assert show.returncode == 0 and "completed" in show.stdout
+    monkeypatch.setenv("DLC_HOME", str(tmp_path))
+    show = dlc_here("runs", "show", run.name, "--no-pictures")
+    assert show.code == 0 and "completed" in show.out
 
 
-def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_path) -> None:
+def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_path, dlc_here, monkeypatch) -> None:
+    # the one-process halves run in this process: only the torchrun halves need a launcher
     two = tmp_path / "two-then-one"
     assert dlc(two, *RUN, "--epochs", "1", "--nproc-per-node", "2").returncode == 0
     run = only_run(two)
-    r = dlc(two, "run", "mlp", "--resume", run.name, "--epochs", "2")
-    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("DLC_HOME", str(two))
+    r = dlc_here("run", "mlp", "--resume", run.name, "--epochs", "2")
+    assert r.code == 0, r.err
     assert_same_params(single, run)
 
     one = tmp_path / "one-then-two"
-    assert dlc(one, *RUN, "--epochs", "1").returncode == 0
+    monkeypatch.setenv("DLC_HOME", str(one))
+    assert dlc_here(*RUN, "--epochs", "1").code == 0
     run = only_run(one)
     r = dlc(one, "run", "mlp", "--resume", run.name, "--epochs", "2", "--nproc-per-node", "2")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -168,7 +187,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path, rank) -> None:
     assert summary["message"].startswith(cause)  # and it ended there: dlc() bounds the run at 120 s
 
 
-def test_the_first_rank_failure_stands_and_gloo_text_is_shown_verbatim(single, tmp_path) -> None:
+def test_the_first_rank_failure_stands_and_gloo_text_is_shown_verbatim(single, tmp_path, dlc_here, monkeypatch) -> None:
     home = tmp_path / "home"
     run = home / "runs" / single.name
     run.mkdir(parents=True)
@@ -182,9 +201,10 @@ def test_the_first_rank_failure_stands_and_gloo_text_is_shown_verbatim(single, t
     assert summary["failed_rank"] == 1 and GLOO_FAILURE in summary["message"]
     assert summary["message"].endswith("saved as traceback-rank1.txt in the run folder.")
     assert (run / "traceback-rank1.txt").read_text() == "tb 1"
-    show = dlc(home, "runs", "show", run.name, "--no-pictures")  # the [/__w/...] path is text, not Rich markup
-    assert show.returncode == 0, show.stderr
-    assert GLOO_FAILURE in show.stdout.replace("\n", "")
+    monkeypatch.setenv("DLC_HOME", str(home))
+    show = dlc_here("runs", "show", run.name, "--no-pictures")  # the [/__w/...] path is text, not Rich markup
+    assert show.code == 0, show.err
+    assert GLOO_FAILURE in show.out.replace("\n", "")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
@@ -226,12 +246,6 @@ def test_two_machines_on_loopback_put_the_run_on_node_0(single, tmp_path) -> Non
     assert f"node 1: done; the run folder and checkpoint are on node 0 ({endpoint})" in second.stderr
     assert not (nodes[1] / "runs").exists()
     assert_same_params(single, only_run(nodes[0]))
-
-
-@pytest.fixture
-def dlc_here(dlc):
-    """`dlc ARGS` in this process (conftest's fixture): refusals need no torchrun."""
-    return dlc
 
 
 def test_tasks_that_cannot_be_split_and_uneven_batches_are_refused(dlc_here, dlc_home, monkeypatch) -> None:
