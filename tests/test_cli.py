@@ -12,18 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from helpers import dlc_in_a_new_interpreter
+
 TINY = ["--set", "n_train=64", "--set", "n_val=32", "--epochs", "1"]
 
 
 def test_help_lists_the_commands_and_imports_no_torch() -> None:
-    code = ("import sys, runpy; sys.argv=['dlc','--help']\n"
-            "from dlcourse_tui.cli.app import main\n"
-            "try: main()\nexcept SystemExit: pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    code, out, imported = dlc_in_a_new_interpreter("--help")
+    assert code == 0 and imported == []
     for command in ("lessons", "lesson", "models", "run", "runs", "doctor"):
         assert command in out
-    assert out.strip().endswith("NO-TORCH")
 
 
 def test_help_asked_again_is_printed_from_the_cache_without_typer(tmp_path) -> None:
@@ -48,12 +46,7 @@ def test_help_asked_again_is_printed_from_the_cache_without_typer(tmp_path) -> N
 @pytest.mark.parametrize("args", [["run", "nosuchlesson"], ["run", "linear", "--set", "lrr=1"],
                                   ["run", "linear", "--nproc-per-node", "0"]])
 def test_a_mistyped_run_is_answered_before_torch_is_imported(args, dlc_home) -> None:
-    code = (f"import sys; sys.argv=['dlc', *{args!r}]\n"
-            "from dlcourse_tui.cli.app import main\n"
-            "try: main()\nexcept SystemExit as e: print('EXIT', e.code)\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    assert out.split() == ["EXIT", "2", "NO-TORCH"]
+    assert dlc_in_a_new_interpreter(*args)[::2] == (2, [])
 
 
 def test_lessons_lists_chapter_one(dlc) -> None:

@@ -8,12 +8,10 @@ import pytest
 import torch
 
 from dlcourse_tui.data.digits import digits_dataset
-from dlcourse_tui.engine.checkpoint import load_checkpoint
 from dlcourse_tui.engine.events import Evaluated, PictureReady, StepEnded
-from dlcourse_tui.engine.runs import find_run
 from dlcourse_tui.engine.session import prepare_run
 from dlcourse_tui.errors import UserError
-from helpers import metric_numbers, run_to_end
+from helpers import assert_same_modules, final_task_state, metric_numbers, run_to_end, stopped_and_resumed
 from dlcourse_tui.lessons import find_lesson
 from dlcourse_tui.tasks.diffusion import DDPMSchedule
 from dlcourse_tui.tasks.generate import Judge, dlc_cache_dir, frechet_distance, gaussian_kl
@@ -215,23 +213,17 @@ def test_a_batch_too_small_for_d_to_pack_and_compare_is_refused_with_the_sizes()
 
 def test_a_resumed_gan_continues_both_players_and_the_weight_average_exactly() -> None:
     cfg = tiny("gan", epochs=2, quality_samples=50, ema=0.9)
-    full, _, full_events = run_to_end(cfg)
-    cut, stopped, _ = run_to_end(cfg, stop_after_step=5)  # mid epoch 2 (4 steps per epoch)
-    assert stopped.status == "stopped"
-    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
+    full, resumed, final = stopped_and_resumed(cfg, stop_after_step=5)  # mid epoch 2 (4 steps per epoch)
     assert final.status == "completed" and final.step == 8
 
     assert metric_numbers(resumed) == metric_numbers(full)
-    a = load_checkpoint(full.path / "checkpoint.pt")["task"]
-    b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]
+    a, b = final_task_state(full), final_task_state(resumed)
     assert set(a["modules"]) == {"G", "D", "ema"}
-    for name in a["modules"]:
-        for k, v in a["modules"][name].items():
-            assert torch.equal(v, b["modules"][name][k]), (name, k)
+    assert_same_modules(a, b)
     for player in ("G", "D"):
         assert a["optimizers"][player]["state"].keys() == b["optimizers"][player]["state"].keys()
     assert int(a["modules"]["ema"]["updates"]) == 8  # one average step per training step
-    assert "val_class_coverage" in of(full_events, Evaluated)[-1].metrics
+    assert "val_class_coverage" in metric_numbers(full)[-1]
 
 
 def test_a_gan_with_a_weight_average_samples_from_the_average_not_from_g() -> None:
@@ -340,16 +332,10 @@ def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift() -> None:
 
 def test_a_resumed_diffusion_run_matches_an_uninterrupted_one_weight_average_included() -> None:
     cfg = tiny("diffusion", epochs=2, timesteps=8, quality_samples=20, picture_samples=10)
-    full, _, _ = run_to_end(cfg)
-    cut, stopped, _ = run_to_end(cfg, stop_after_step=6)
-    assert stopped.status == "stopped"
-    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
-    a = load_checkpoint(full.path / "checkpoint.pt")["task"]["modules"]
-    b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]["modules"]
-    assert set(a) == {"model", "ema"}
-    for name in a:
-        for k, v in a[name].items():
-            assert torch.equal(v, b[name][k]), (name, k)
+    full, resumed, final = stopped_and_resumed(cfg, stop_after_step=6)
+    a, b = final_task_state(full), final_task_state(resumed)
+    assert set(a["modules"]) == {"model", "ema"}
+    assert_same_modules(a, b)
     clocked = {"val_sample_seconds"}  # wall time: the one metric a resumed run cannot repeat
     numbers = [{k: v for k, v in json.loads((r.path / "summary.json").read_text())["metrics"].items() if k not in clocked}
                for r in (resumed, full)]

@@ -265,13 +265,11 @@ def artifacts(tmp_path: Path) -> Path:
 
 # -- without a browser ------------------------------------------------------------------------
 def test_serve_help_imports_neither_torch_nor_the_web_server() -> None:
-    code = ("import sys; sys.argv=['dlc', 'serve', '--help']\n"
-            "from dlcourse_tui.cli.app import main\n"
-            "try: main()\nexcept SystemExit: pass\n"
-            "print(sorted(m for m in ('torch', 'textual', 'textual_serve', 'aiohttp') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    from helpers import dlc_in_a_new_interpreter
+
+    code, out, imported = dlc_in_a_new_interpreter("serve", "--help", watch=("torch", "textual", "textual_serve", "aiohttp"))
+    assert code == 0 and imported == []
     assert "--max-sessions" in out and "pip install 'dlc[serve]'" in out
-    assert out.strip().endswith("[]")
 
 
 @needs_serve

@@ -172,20 +172,15 @@ def test_it_builds_on_a_diffusion_run_with_the_null_class_and_starts_from_its_we
 
 
 def test_a_resumed_unlearning_run_matches_an_uninterrupted_one() -> None:
-    from dlcourse_tui.engine.checkpoint import load_checkpoint
-    from helpers import run_to_end
+    from helpers import assert_same_modules, final_task_state, stopped_and_resumed
 
     cfg = find_lesson("unlearning").config(sets=[f"{k}={v}" for k, v in {**TINY, "steps": 4, "judge_per_class": 2,
                                                                            "sample_steps": 4, "log_every": 1}.items()],
                                            overrides={"train.epochs": 2})
-    full, _, _ = run_to_end(cfg)
-    cut, stopped, _ = run_to_end(cfg, stop_after_step=3)
-    assert stopped.status == "stopped"
-    resumed, final, _ = run_to_end(cfg, resume=find_run(cut.id))
-    a = load_checkpoint(full.path / "checkpoint.pt")["task"]["modules"]
-    b = load_checkpoint(resumed.path / "checkpoint.pt")["task"]["modules"]
-    assert set(a) == {"model", "frozen"}
-    assert all(torch.equal(v, b[name][k]) for name in a for k, v in a[name].items())
+    full, resumed, final = stopped_and_resumed(cfg, stop_after_step=3)
+    a, b = final_task_state(full), final_task_state(resumed)
+    assert set(a["modules"]) == {"model", "frozen"}
+    assert_same_modules(a, b)
     numbers = [{k: v for k, v in json.loads((r.path / "summary.json").read_text())["metrics"].items()
                 if k != "val_sample_seconds"} for r in (resumed, full)]
     assert numbers[0] == numbers[1] and "val_erased_match" in numbers[0]
