@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlcourse_tui.data.digits import digits_dataset
-from dlcourse_tui.engine.events import Evaluated, PictureReady, StepEnded
+from dlcourse_tui.engine.events import PictureReady, StepEnded
 from dlcourse_tui.engine.session import prepare_run
 from dlcourse_tui.errors import UserError
 from helpers import assert_same_modules, final_task_state, metric_numbers, run_to_end, stopped_and_resumed
