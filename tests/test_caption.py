@@ -68,7 +68,7 @@ def test_teacher_forcing_shapes_and_no_look_ahead(stem) -> None:
     model = tiny_captioner(stem=stem)
     x, ids = torch.randn(3, 3, 64, 64), torch.randint(3, 20, (3, 9))
     memory, _, _ = model.encode(x)
-    assert memory.shape == (3, 1 + 64, 32)  # [CLS] and the 8×8 patches
+    assert memory.shape == (3, 1 + 16, 32)  # [CLS] and the 4×4 patches of 16 pixels
     logits = model(x, ids)
     assert logits.shape == (3, 9, 20)
     for j in (2, 5, 8):
@@ -156,7 +156,7 @@ def test_the_tags_are_fed_to_the_model() -> None:
     torch.testing.assert_close(padded[0], model(x[:1], ids[:1], torch.tensor([[5, 6]]))[0], rtol=0, atol=1e-5)
     torch.testing.assert_close(padded[1], model(x[1:], ids[1:], torch.tensor([[7]]))[0], rtol=0, atol=1e-5)
     memory, keep, _ = model.encode(x, torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]]))
-    assert memory.shape == (2, 1 + 64 + 4, 32) and keep[:, 0, 0].sum(1).tolist() == [67, 66]
+    assert memory.shape == (2, 1 + 16 + 4, 32) and keep[:, 0, 0].sum(1).tolist() == [19, 18]
     assert not any("tag" in name for name, _ in tiny_captioner().named_parameters())
 
 

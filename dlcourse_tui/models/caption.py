@@ -5,16 +5,18 @@ Object-Semantics Aligned Pre-training for Vision-Language Tasks").
 The encoder is chapter 4's ViT (models/vit.py) without its classifier: p×p patches, [CLS] and
 2-D sine-cosine positions, the transformer encoder; its output rows are the decoder's memory M
 (P + 1 rows, [CLS] first). The patches are embedded by a small CNN by default (`stem="conv"`,
-the ViT paper's hybrid input: log2(p) stages of 3×3 convolution and 2×2 max-pool, one token
-per cell of the patch grid), which learns far faster on a CPU budget than the ViT's linear
-patch embedding (`stem="linear"`). The decoder is chapter 4's
+the ViT paper's hybrid input: log2(p) stages of 3×3 convolution that halve the image, one token
+per cell of the patch grid; the first two stages are stride-2 convolutions), which learns far
+faster on a CPU budget than the ViT's linear patch embedding (`stem="linear"`). The decoder is chapter 4's
 TransformerDecoder: word embeddings · √d plus sinusoidal positions, masked (causal)
 self-attention, cross-attention to M, an MLP, and a linear layer to next-word logits:
 
     p(w_t | w_<t, image) = softmax(W_o Decoder(E[w_<t] √d + PE, M))
 
 trained with teacher forcing (the decoder reads <bos> w_1 … w_{T−1} and predicts w_1 … w_T
-at every position at once; the causal mask keeps position t from reading w_t).
+at every position at once; the causal mask keeps position t from reading w_t). E starts with
+standard deviation 1/√d, so E·√d is of unit size like the patch tokens: PyTorch's default of
+1 makes the words √d times larger, and what cross-attention adds is drowned in them.
 
 With `tags`, the class names of the objects in the image (words of the same vocabulary)
 enter the encoder beside the patches, as Oscar feeds detected object tags beside region
@@ -40,6 +42,7 @@ from dlcourse_tui.models.transformer import (AttentionMaps, TransformerConfig, T
 from dlcourse_tui.models.vit import ViT
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2  # as in data/vocab.py
+STEM_STRIDED = 2  # the conv stem's first two stages are stride-2 convolutions: the same BLEU, a third less time
 
 
 @register_model("captioner", task="caption", inputs=("image", "tokens"), example_shape=(3, 64, 64),
@@ -52,7 +55,7 @@ class Captioner(nn.Module):
     class Config:
         input_shape: tuple[int, ...] = (3, 64, 64)
         num_classes: int = 42  # the vocabulary's size, <pad> <bos> <eos> included
-        patch_size: int = 8  # 64×64 scenes: an 8×8 grid of 8-pixel patches
+        patch_size: int = 16  # 64×64 scenes: a 4×4 grid of 16-pixel patches
         d_model: int = 64
         heads: int = 4
         encoder_layers: int = 3
@@ -96,10 +99,12 @@ class Captioner(nn.Module):
         d = cfg.d_model
         self.encoder = ViT(cfg.vit())
         self.encoder.head = nn.Identity()  # the classifier is not used: the memory is every row
-        self.stem = conv_stem(cfg.input_shape[0], d, cfg.patch_size) if cfg.stem == "conv" else None
+        conv = cfg.stem == "conv"
+        self.stem = conv_stem(cfg.input_shape[0], d, cfg.patch_size, strided=STEM_STRIDED) if conv else None
         if self.stem is not None:
             self.encoder.patch_embed = nn.Identity()  # the convolutions embed the patches instead
         self.embed = nn.Embedding(cfg.num_classes, d)  # words, and (with tags) the tag words too
+        nn.init.normal_(self.embed.weight, std=d ** -0.5)  # · √d in use: rows of unit scale, like the patch tokens
         self.register_buffer("positions", sinusoidal_positions(cfg.max_length, d), persistent=False)  # (L, d)
         self.tag_type = nn.Parameter(torch.randn(1, 1, d) * 0.02) if cfg.tags else None  # "this row is a tag"
         self.decoder = TransformerDecoder(cfg.decoder_stack())
@@ -191,15 +196,20 @@ class Captioner(nn.Module):
         return maps[-1]["cross"].mean(dim=1)  # (B, T, S)
 
 
-def conv_stem(c: int, d: int, patch: int) -> nn.Sequential:
-    """The hybrid ViT's input (Dosovitskiy et al. 2021, section 3.1): log2(patch) stages of a 3×3
-    convolution, BatchNorm, ReLU and a 2×2 max-pool (c → 16 → 32 → 64 … channels), then a 1×1
-    convolution to d: (B, c, H, W) → (B, d, H/p, W/p), one token per cell of the patch grid."""
+def conv_stem(c: int, d: int, patch: int, strided: int = 0) -> nn.Sequential:
+    """The hybrid ViT's input (Dosovitskiy et al. 2021, section 3.1): log2(patch) stages that
+    each halve the image (c → 16 → 32 → 64 … channels), then a 1×1 convolution to d:
+    (B, c, H, W) → (B, d, H/p, W/p), one token per cell of the patch grid. A stage is a 3×3
+    convolution, BatchNorm, ReLU and a 2×2 max-pool; the first `strided` stages are a 3×3
+    convolution of stride 2 instead (as ResNet's stem: the large early maps cost the most)."""
     n = patch.bit_length() - 1
     widths = [c] + [16 * 2 ** i for i in range(n)]
     layers: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:]):
-        layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        if i < strided:
+            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+        else:
+            layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
     layers.append(nn.Conv2d(widths[-1], d, 1))  # (B, d, H/p, W/p)
     return nn.Sequential(*layers)
 

@@ -14,7 +14,8 @@ val_exact, the share of captions generated word for word. A model with tags read
 ground-truth tags (Oscar's "tags as anchors"). Pictures: validation images with their
 generated and true captions; the last decoder layer's cross-attention (mean over heads)
 over the patch grid for each generated word of one image. After the last epoch a table
-of this run's scores (and, for a model with tags, the same model with its tags withheld).
+of this run's scores (and, for a model with tags, the same model with its tags withheld; for
+beam search, the same model decoded greedily).
 """
 
 from __future__ import annotations
@@ -184,12 +185,17 @@ class CaptionTask(Task):
             PictureReady("captions", f"validation images: the caption generated{tags} by {how} (green: word for word "
                          "right) and the true one", epoch, self.captions_picture()),
             PictureReady("word_attention", "what the decoder looks at for each word it generates: the last layer's "
-                         "cross-attention (mean over heads) over the 8×8 patches of one validation image, each "
-                         "map scaled to its own maximum (the rest of the weight is on [CLS]"
+                         f"cross-attention (mean over heads) over the {self.grid_text()} patches of one validation "
+                         "image, each map scaled to its own maximum (the rest of the weight is on [CLS]"
                          + (" and the tags)" if self.uses_tags else ")"), epoch, self.attention_picture())]
         if final:
             out.append(self.final_table())
         return out
+
+    def grid_text(self) -> str:
+        """The patch grid as text, e.g. '4×4'."""
+        gh, gw = self.model.encoder.cfg.grid
+        return f"{gh}×{gw}"
 
     def captions_picture(self) -> np.ndarray:
         from dlcourse_tui.render.images import upscale
@@ -234,6 +240,12 @@ class CaptionTask(Task):
         rows = [self._row("with its tags (ground truth)" if self.uses_tags else "no tags", self.last_scores or self.scores(n))]
         if self.uses_tags:
             rows.append(self._row("the same model, tags withheld", self.scores(n, with_tags=False)))
+        if self.beam > 1:  # the same weights decoded greedily: the search's own effect
+            beam, self.beam = self.beam, 1
+            try:
+                rows.append(self._row("the same model, greedy decoding", self.scores(n)))
+            finally:
+                self.beam = beam
         how = "greedy decoding" if self.beam == 1 else f"beam search, {self.beam} beams"
         return TableReady("caption_scores", f"captioning on {n} validation scenes ({how})",
                           ("model", "BLEU-4", "exact", "word acc (teacher-forced)"), tuple(rows))
