@@ -19,7 +19,7 @@ from dlcourse_tui.lessons import builtin_lessons_dir, load_lessons
 WALKED = ("linear-classifier", "single-neuron", "mlp-backprop", "convolutional-networks", "training-techniques",
           "autoencoder", "vae", "gan", "diffusion", "self-supervised",
           "recurrent-networks", "transformer", "vision-transformer",
-          "segmentation", "detection", "image-captioning", "peft", "knowledge-editing",
+          "segmentation", "detection", "image-captioning", "clip", "blip2-bridge", "peft", "knowledge-editing",
           "unlearning")
 
 

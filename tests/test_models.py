@@ -71,6 +71,20 @@ def _smoke_output(entry, model, n: int = 4) -> torch.Tensor:
         out = model(x, torch.randint(0, model.cfg.num_classes, (n, 7)))
         assert out.shape == (n, 7, model.cfg.num_classes)
         return out
+    if entry.task == "contrastive":  # CLIP: the batch's image-text logits (images down, captions across)
+        out = model(x, torch.randint(3, model.cfg.num_classes, (n, 6)))
+        assert out.shape == (n, n) and model.encode_image_tokens(x).shape[::2] == (n, model.image_dim)
+        return out
+    if entry.task == "bridge":  # stage 2's logits through the soft prompt, and stage 1's three heads
+        vocab = model.cfg.num_classes
+        ids = torch.randint(3, vocab, (n, 7))
+        out = model(x, ids)
+        assert out.shape == (n, 7, vocab)
+        qf, feats = model.qformer, model.image_features(x)
+        sim, _ = qf.similarity(*qf(feats, ids, "itc")[:2])
+        itm = qf.itm_head(qf(feats, ids, "itm")[0])
+        itg = qf.itg_head(qf(feats, ids, "itg")[1])
+        return torch.cat([out.flatten(1), sim, itm.flatten(1), itg.flatten(1)], dim=1)
     raise AssertionError(f"test_models has no smoke input for task {entry.task!r}: add one")
 
 

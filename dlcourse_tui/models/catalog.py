@@ -34,8 +34,10 @@ MODELS: dict[str, tuple[str, str]] = {
     "rcnn": ("detect", "detect"),
     "yolo": ("detect", "detect"),
     "captioner": ("caption", "caption"),  # chapter 5: image captioning
+    "clip": ("contrastive", "clip"),  # chapter 5: CLIP
     "peft_vit": ("peft", "peft"),  # chapter 5: parameter-efficient fine-tuning
     "vit_edit": ("edit", "editing"),  # chapter 5: knowledge editing (the ViT, edited at one MLP layer)
+    "qformer": ("bridge", "qformer"),  # chapter 5: the BLIP-2-style bridge
 }
 
 

@@ -42,9 +42,11 @@ _TASKS = {
     "segment": "dlcourse_tui.tasks.segment:SegmentTask",
     "detect": "dlcourse_tui.tasks.detect:DetectTask",
     "caption": "dlcourse_tui.tasks.caption:CaptionTask",
+    "contrastive": "dlcourse_tui.tasks.contrastive:ContrastiveTask",
     "peft": "dlcourse_tui.tasks.peft:PEFTTask",
     "unlearn": "dlcourse_tui.tasks.unlearn:UnlearnTask",
     "edit": "dlcourse_tui.tasks.edit:EditTask",
+    "bridge": "dlcourse_tui.tasks.bridge:BridgeTask",
 }
 
 TASK_NAMES: tuple[str, ...] = tuple(_TASKS)  # what a lesson's `task =` may name (known without importing torch)
