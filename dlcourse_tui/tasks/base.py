@@ -132,3 +132,20 @@ class Task(ABC):
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+
+
+class VocabularyTask(Task):
+    """A task with a word vocabulary (self.vocab, built from its run's captions): saved with
+    its checkpoint, and a resume on another vocabulary refused."""
+
+    vocab: Any  # a data.vocab.Vocabulary, made in build()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "vocab": self.vocab.to_list()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("vocab")
+        if saved is not None and list(saved) != self.vocab.to_list():
+            raise UserError("the checkpoint's vocabulary differs from the one built from this run's captions; "
+                            "resume it with the data settings it was started with.")
+        super().load_state_dict(state)

@@ -43,8 +43,8 @@ from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.engine.optim import make_optimizer, make_scheduler
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.qformer import QFormerBridge
-from dlcourse_tui.tasks.base import Task
-from dlcourse_tui.tasks.caption import caption_block, trim
+from dlcourse_tui.tasks.base import VocabularyTask
+from dlcourse_tui.tasks.caption import captions_rows, trim
 from dlcourse_tui.tasks.dense import Standardise, check_image_data, epoch_order
 from dlcourse_tui.tasks.text_metrics import corpus_bleu
 
@@ -86,7 +86,7 @@ def hardest_negatives(sim: Tensor, same: Tensor) -> tuple[Tensor, Tensor]:
     return best.indices, torch.isfinite(best.values)
 
 
-class BridgeTask(Task):
+class BridgeTask(VocabularyTask):
     """Three phases, three optimisers, one model: the frozen encoder, the Q-Former, the LM."""
 
     def build(self) -> None:
@@ -362,20 +362,10 @@ class BridgeTask(Task):
         return out
 
     def captions_picture(self) -> np.ndarray:
-        from dlcourse_tui.render.images import upscale
-        from dlcourse_tui.render.overlay import hstack, vstack
-
         val = self.data.val
         k = min(PICTURE_IMAGES, len(val))
-        made = self.captions(self.features["val"][:k], self.prompt_ids)
-        rows = []
-        for i in range(k):
-            image = upscale(val.x[i].permute(1, 2, 0).cpu().numpy(), 2)  # (2H, 2W, 3)
-            true = val.extras["captions"][i]
-            text = caption_block([("generated", made[i], (120, 220, 120) if made[i] == true else (235, 180, 90)),
-                                  ("true", true, (200, 200, 200))], height=image.shape[0])
-            rows.append(hstack([image, text], gap=6))
-        return vstack(rows, gap=6)
+        return captions_rows(val.x[:k], self.captions(self.features["val"][:k], self.prompt_ids),
+                             val.extras["captions"][:k])
 
     @torch.no_grad()
     def query_picture(self) -> np.ndarray:
@@ -414,16 +404,6 @@ class BridgeTask(Task):
         return TableReady("bridge_scores", f"captioning on {n} validation scenes (greedy decoding)",
                           ("model", "BLEU-4", "exact", "trainable"), tuple(rows))
 
-    # -- state -------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "vocab": self.vocab.to_list()}
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state.get("vocab")
-        if saved is not None and list(saved) != self.vocab.to_list():
-            raise UserError("the checkpoint's vocabulary differs from this run's; resume it with the data settings "
-                            "it was started with.")
-        super().load_state_dict(state)
 
 
 def captioner_params() -> str:

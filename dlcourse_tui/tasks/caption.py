@@ -33,7 +33,7 @@ from dlcourse_tui.data.vocab import BOS_ID, PAD_ID, Vocabulary, split_words
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.registry import create_model
-from dlcourse_tui.tasks.base import Task
+from dlcourse_tui.tasks.base import VocabularyTask
 from dlcourse_tui.tasks.dense import Standardise, batched_updates, check_image_data, epoch_order
 from dlcourse_tui.tasks.text_metrics import corpus_bleu
 
@@ -59,7 +59,7 @@ def trim(tokens: Tensor) -> Tensor:
     return tokens[:, :max(2, length)]  # (B, T')
 
 
-class CaptionTask(Task):
+class CaptionTask(VocabularyTask):
     """One captioner, one optimiser: teacher forcing to train, decoding to evaluate."""
 
     def build(self) -> None:
@@ -198,20 +198,10 @@ class CaptionTask(Task):
         return f"{gh}×{gw}"
 
     def captions_picture(self) -> np.ndarray:
-        from dlcourse_tui.render.images import upscale
-        from dlcourse_tui.render.overlay import hstack, vstack
-
         val = self.data.val
         k = min(PICTURE_IMAGES, len(val))
-        made = self.captions(val.x[:k], self.tags["val"][:k], self.prompt_ids)
-        rows = []
-        for i in range(k):
-            image = upscale(val.x[i].permute(1, 2, 0).cpu().numpy(), 2)  # (2H, 2W, 3)
-            true = val.extras["captions"][i]
-            text = caption_block([("generated", made[i], (120, 220, 120) if made[i] == true else (235, 180, 90)),
-                                  ("true", true, (200, 200, 200))], height=image.shape[0])
-            rows.append(hstack([image, text], gap=6))
-        return vstack(rows, gap=6)
+        return captions_rows(val.x[:k], self.captions(val.x[:k], self.tags["val"][:k], self.prompt_ids),
+                             val.extras["captions"][:k])
 
     @torch.inference_mode()
     def attention_picture(self) -> np.ndarray:
@@ -253,16 +243,6 @@ class CaptionTask(Task):
     def _row(self, name: str, s: dict[str, float]) -> tuple[str, ...]:
         return (name, f"{s['val_bleu4']:.3f}", f"{s['val_exact']:.1%}", f"{s['val_word_acc']:.1%}")
 
-    # -- state -------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "vocab": self.vocab.to_list()}
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state.get("vocab")
-        if saved is not None and list(saved) != self.vocab.to_list():
-            raise UserError("the checkpoint's vocabulary differs from the one built from this run's captions; "
-                            "resume it with the data settings it was started with.")
-        super().load_state_dict(state)
 
 
 def wrap(text: str, width: int) -> list[str]:
@@ -275,6 +255,21 @@ def wrap(text: str, width: int) -> list[str]:
         else:
             line = f"{line} {word}" if line else word
     return lines + ([line] if line else [])
+
+
+def captions_rows(images: Tensor, made: list[str], true: list[str]) -> np.ndarray:
+    """One row per image (k, 3, H, W) uint8: the image at twice its size, its generated caption
+    (green when it is the true one, orange otherwise) and its true caption."""
+    from dlcourse_tui.render.images import upscale
+    from dlcourse_tui.render.overlay import hstack, vstack
+
+    rows = []
+    for image, mine, theirs in zip(images, made, true):
+        picture = upscale(image.permute(1, 2, 0).cpu().numpy(), 2)  # (2H, 2W, 3)
+        text = caption_block([("generated", mine, (120, 220, 120) if mine == theirs else (235, 180, 90)),
+                              ("true", theirs, (200, 200, 200))], height=picture.shape[0])
+        rows.append(hstack([picture, text], gap=6))
+    return vstack(rows, gap=6)
 
 
 def caption_block(parts: list[tuple[str, str, tuple[int, int, int]]], height: int, width: int = 300) -> np.ndarray:

@@ -41,7 +41,7 @@ from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.clip import clip_loss
 from dlcourse_tui.models.registry import create_model
-from dlcourse_tui.tasks.base import Task
+from dlcourse_tui.tasks.base import VocabularyTask
 from dlcourse_tui.tasks.dense import Standardise, batch_generator, batched_updates, check_image_data, epoch_order
 
 #: The prompt templates of the final table; their words are in the vocabulary.
@@ -99,7 +99,7 @@ def fill(template: str, shape: str, colour: str = "") -> str:
     return re.sub(r"\ba (?=[aeiou])", "an ", text)
 
 
-class ContrastiveTask(Task):
+class ContrastiveTask(VocabularyTask):
     """One CLIP, one optimiser: symmetric InfoNCE to train, zero-shot prompts and a probe to evaluate."""
 
     def build(self) -> None:
@@ -378,13 +378,3 @@ class ContrastiveTask(Task):
                           "ratio ≥ 0.8", ("prompt", "zero-shot", "linear probe", "ratio"),
                           ((self.prompt, f"{s['val_zeroshot']:.1%}", f"{s['val_probe']:.1%}", f"{s['val_ratio']:.2f}"),))
 
-    # -- state -------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "vocab": self.vocab.to_list()}
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state.get("vocab")
-        if saved is not None and list(saved) != self.vocab.to_list():
-            raise UserError("the checkpoint's vocabulary differs from the one built from this run's captions; "
-                            "resume it with the data settings it was started with.")
-        super().load_state_dict(state)
