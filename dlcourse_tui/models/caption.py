@@ -216,12 +216,14 @@ def conv_stem(c: int, d: int, patch: int, strided: int = 0) -> nn.Sequential:
 
 def greedy_decode(model: Captioner, seq: Tensor, memory: Tensor, keep: Tensor | None, steps: int) -> Tensor:
     """Append the most likely next word `steps` times (<pad> after <eos>); stops once every
-    row has ended. seq (B, T0) → (B, T0 + ≤ steps)."""
+    row has ended. seq (B, T0) → (B, T0 + ≤ steps). Only the rows still writing are decoded
+    at each step (each step re-reads the whole prefix: the long captions cost the most)."""
     done = torch.zeros(seq.shape[0], dtype=torch.bool, device=seq.device)  # (B,)
     for _ in range(steps):
-        logits, _ = model.decode(seq, memory, keep)  # (B, t, vocab)
-        nxt = logits[:, -1].argmax(dim=-1)  # (B,)
-        nxt = torch.where(done, torch.full_like(nxt, PAD_ID), nxt)
+        live = (~done).nonzero().squeeze(1)  # (b,) rows without <eos> yet
+        logits, _ = model.decode(seq[live], memory[live], None if keep is None else keep[live])  # (b, t, vocab)
+        nxt = torch.full_like(done, PAD_ID, dtype=torch.long)  # (B,)
+        nxt[live] = logits[:, -1].argmax(dim=-1)
         seq = torch.cat([seq, nxt[:, None]], dim=1)  # (B, t + 1)
         done |= nxt == EOS_ID
         if bool(done.all()):
