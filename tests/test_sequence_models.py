@@ -378,6 +378,19 @@ def test_shifted_patches_hold_the_pixels_around_each_patch() -> None:
     assert model.patch_embed.in_features == 5 * 3 * 4 * 4 and model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+
+@pytest.mark.parametrize("shifted", [True, False])
+def test_vit_shortcuts_give_the_numbers_of_the_plain_path(shifted: bool) -> None:
+    """The strided convolution gives x_i E of every (shifted) patch, and the last block's [CLS]-only
+    pass gives the [CLS] row of the full encoder."""
+    model = create_model("vit", input_shape=(3, 32, 32), num_classes=10,
+                         args={"d_model": 16, "heads": 2, "layers": 2, "shifted_patches": shifted}).eval()
+    x = torch.randn(3, 3, 32, 32)
+    views = shifted_views(x, 2) if shifted else x
+    torch.testing.assert_close(model.embed_patches(x), model.patch_embed(patchify(views, 4)), atol=1e-5, rtol=1e-5)
+    z, _ = model.encoder(model.tokens(x), model.attention_bias())  # (B, P + 1, d): every row
+    torch.testing.assert_close(model(x), model.head(z[:, 0]), atol=1e-5, rtol=1e-5)
+
 def test_attention_rollout_multiplies_the_layers() -> None:
     a = torch.softmax(torch.randn(1, 2, 4, 4), -1)
     b = torch.softmax(torch.randn(1, 2, 4, 4), -1)

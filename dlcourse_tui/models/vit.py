@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlcourse_tui.models.registry import register_model
-from dlcourse_tui.models.transformer import TransformerConfig, TransformerEncoder, sinusoidal_positions
+from dlcourse_tui.models.transformer import TransformerBlock, TransformerConfig, TransformerEncoder, sinusoidal_positions
 
 
 def patchify(x: Tensor, p: int) -> Tensor:
@@ -118,11 +118,27 @@ class ViT(nn.Module):
 
     def tokens(self, x: Tensor) -> Tensor:
         """z_0: (B, C, H, W) → (B, P + 1, d), [CLS] first, positions added."""
-        if self.cfg.shifted_patches:
-            x = shifted_views(x, max(1, self.cfg.patch_size // 2))  # (B, 5C, H, W)
-        z = self.patch_norm(self.patch_embed(patchify(x, self.cfg.patch_size)))  # (B, P, d)
+        z = self.patch_norm(self.embed_patches(x))  # (B, P, d)
         cls = self.cls_token.expand(z.shape[0], -1, -1)  # (B, 1, d)
         return self.drop(torch.cat([cls, z], dim=1) + self.pos_embed)  # (B, P + 1, d)
+
+    def embed_patches(self, x: Tensor) -> Tensor:
+        """x_i E for every patch: (B, C, H, W) → (B, P, d), row by row. Computed as one strided
+        convolution whose kernel is E laid out on the pixels it reads (the same numbers as
+        patchify, shifted_views and the Linear, without copying every patch out, five times)."""
+        p, s = self.cfg.patch_size, self.shift
+        if type(self.patch_embed) is not nn.Linear:  # replaced (a wrapper, a stem): patch by patch, as written
+            if self.cfg.shifted_patches:
+                x = shifted_views(x, s)  # (B, 5C, H, W)
+            return self.patch_embed(patchify(x, p))  # (B, P, d)
+        kernel = patch_kernel(self.patch_embed.weight, x.shape[1], p, s if self.cfg.shifted_patches else 0)
+        z = F.conv2d(x, kernel, self.patch_embed.bias, stride=p, padding=s if self.cfg.shifted_patches else 0)
+        return z.flatten(2).transpose(1, 2)  # (B, d, H/p, W/p) → (B, P, d)
+
+    @property
+    def shift(self) -> int:
+        """s: how far the shifted views move the image, p/2 pixels (at least 1)."""
+        return max(1, self.cfg.patch_size // 2)
 
     def attention_bias(self) -> Tensor | None:
         """The locality bias added to every layer's scores, (1, h, P + 1, P + 1), 0 on [CLS]'s row and column."""
@@ -132,8 +148,15 @@ class ViT(nn.Module):
         return F.pad(b, (1, 0, 1, 0))[None]  # (1, h, P + 1, P + 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        z, _ = self.encoder(self.tokens(x), self.attention_bias())  # (B, P + 1, d)
-        return self.head(z[:, 0])  # (B, classes) from the [CLS] row
+        """Logits (B, classes) from the [CLS] row. Only that row is classified, so the last block
+        computes it alone (one query in its attention, one token through its MLP): the same
+        numbers as encoder(...)[:, 0], with less work."""
+        z, bias = self.tokens(x), self.attention_bias()  # (B, P + 1, d), (1, h, P + 1, P + 1) or None
+        *blocks, last = self.encoder.blocks
+        for block in blocks:
+            z, _ = block(z, mask=bias)  # (B, P + 1, d)
+        cls = cls_row(last, z, None if bias is None else bias[:, :, :1])  # (B, 1, d)
+        return self.head(self.encoder.norm(cls)[:, 0])  # (B, classes)
 
     def attention_maps(self, x: Tensor) -> list[Tensor]:
         """Every layer's attention weights: [(B, heads, P + 1, P + 1), ...]."""
@@ -159,6 +182,32 @@ def shifted_views(x: Tensor, s: int) -> Tensor:
     pad = F.pad(x, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
     shifts = [pad[..., s + dy:s + dy + H, s + dx:s + dx + W] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
     return torch.cat([x, *shifts], dim=1)  # (B, 5C, H, W)
+
+
+def cls_row(block: TransformerBlock, z: Tensor, mask: Tensor | None) -> Tensor:
+    """What `block` gives at row 0 ([CLS]) of z (B, T, d), computing no other row: [CLS] queries
+    every row's keys and values, then goes through the MLP alone. mask: (…, 1, T) or None."""
+
+    def attend(q: Tensor) -> Tensor:
+        context = block.norm1(z) if block.norm_first else z  # (B, T, d): the keys' rows, as the block sees them
+        return block.drop(block.self_attn(q, context, mask=mask)[0])  # (B, 1, d)
+
+    x = block._sublayer(z[:, :1], block.norm1, attend, block.adapter_attn)  # (B, 1, d)
+    return block._sublayer(x, block.norm2, block.mlp, block.adapter_mlp)  # (B, 1, d)
+
+
+def patch_kernel(weight: Tensor, c: int, p: int, s: int) -> Tensor:
+    """E (d, V·C·p·p), laid out as a convolution kernel (d, C, p + 2s, p + 2s): view 0 is the
+    patch itself, at the centre; with s > 0 views 1–4 are the diagonal shifts of shifted_views,
+    each p×p block put where its pixels lie around the patch (overlaps add up)."""
+    d = weight.shape[0]
+    if s == 0:
+        return weight.view(d, c, p, p)  # (d, C, p, p): patchify's order is channel, row, column
+    w = weight.view(d, 5, c, p, p)  # (d, views, C, p, p)
+    kernel = w.new_zeros(d, c, p + 2 * s, p + 2 * s)
+    for v, (dy, dx) in enumerate(((0, 0), (-s, -s), (-s, s), (s, -s), (s, s))):
+        kernel[:, :, s + dy:s + dy + p, s + dx:s + dx + p] += w[:, v]
+    return kernel  # (d, C, p + 2s, p + 2s)
 
 
 def attention_rollout(maps: list[Tensor]) -> list[Tensor]:
