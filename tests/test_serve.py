@@ -152,6 +152,7 @@ for (let y = 0; y < t.rows; y++) {
 return out;
 """
 TAB, CTRL, RELEASE = "\ue004", "\ue009", "\ue000"  # WebDriver's keys: Tab, Control (held until RELEASE)
+MODIFIERS = {"\ue008", "\ue009", "\ue00a", "\ue03d"}  # Shift, Control, Alt, Meta
 
 
 class Browser:
@@ -174,7 +175,6 @@ class Browser:
         caps = {"browserName": "chrome", "pageLoadStrategy": "eager", "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}
         self.session = self.call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
         self.scripts: list[str] = []
-        self.textarea = ""
         self.add_script(HOOK)
 
     def add_script(self, js: str) -> None:
@@ -223,11 +223,23 @@ class Browser:
         return odd[0] if len(rows) > 2 and len(odd) == 1 else None
 
     def keys(self, text: str) -> None:
-        """Type `text` into the terminal (its xterm helper textarea has the keyboard focus)."""
-        if not self.textarea:
-            found = self.do("POST", "/element", {"using": "css selector", "value": ".xterm-helper-textarea"})
-            self.textarea = next(iter(found.values()))
-        self.do("POST", f"/element/{self.textarea}/value", {"text": text})
+        """Type `text` into the terminal: its xterm helper textarea gets the focus, then the keys go
+        as WebDriver key actions (Chromium 150 calls that 1-pixel textarea not interactable, so
+        sending keys to the element itself is refused). A modifier (CTRL) stays down until RELEASE."""
+        self.script("const t = document.querySelector('.xterm-helper-textarea'); if (t) t.focus();")
+        actions, held = [], []
+        for key in text:
+            if key == RELEASE:
+                actions += [{"type": "keyUp", "value": k} for k in reversed(held)]
+                held = []
+            elif key in MODIFIERS:
+                actions.append({"type": "keyDown", "value": key})
+                held.append(key)
+            else:
+                actions += [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]
+        actions += [{"type": "keyUp", "value": k} for k in reversed(held)]
+        self.do("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
+        self.do("DELETE", "/actions")  # release everything, as element/value did at its end
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +253,6 @@ class Browser:
             self.do("POST", "/window", {"handle": old})
             self.do("DELETE", "/window")
         self.do("POST", "/window", {"handle": new})
-        self.textarea = ""
         for js in self.scripts:  # CDP's scripts are the old tab's
             self.do("POST", "/goog/cdp/execute", {"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": js}})
 
