@@ -167,6 +167,39 @@ def test_a_passing_check_says_how_many_checks_were_hidden_and_the_gradient_error
     assert "passing" in dlc("exercise", "list").out
 
 
+def test_watch_checks_again_after_each_save_until_ctrl_c(dlc, dlc_home) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    dlc("exercise", "start", "softmax_ce")
+    path = dlc_home / "exercises" / "softmax_ce.py"
+    proc = subprocess.Popen([sys.executable, "-m", "dlcourse_tui.cli", "check", "softmax_ce", "--watch"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    guard = threading.Timer(60, proc.kill)  # a hang ends the output, and the test fails instead of waiting
+    guard.start()
+    try:
+        lines = iter(proc.stdout.readline, "")
+        seen = [next(lines)]
+        while not seen[-1].startswith("watching "):
+            seen.append(next(lines))
+        assert "not written yet" in "".join(seen) or "NotImplementedError" in "".join(seen), seen
+        shutil.copyfile(find_exercise("softmax_ce").solution, path)  # the learner saves a correct file
+        while "all 7 checks pass" not in seen[-1]:
+            seen.append(next(lines))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        guard.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped watching." in out
+    assert "passing" in dlc("exercise", "list").out
+
+
 def test_an_endless_loop_is_stopped_within_its_limit_at_its_line(tmp_path) -> None:
     from dlcourse_tui.exercises.runner import run_checks
 
