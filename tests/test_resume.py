@@ -59,6 +59,7 @@ CLASSIFY = {"n_train": 100, "n_val": 32, "batch_size": 16}  # 7 steps an epoch, 
 IMAGES = {"n_train": 64, "n_val": 32, "batch_size": 16}  # 4 steps an epoch
 SMALL_CNN = {"model.channels": [4, 8]}
 SCENES = {"n_train": 100, "n_val": 8, "size": 16, "batch_size": 34, "speed_table": "false"}  # 3 steps an epoch
+WORDS = {k: v for k, v in SCENES.items() if k != "speed_table"}  # scenes with captions: no speed table to skip
 CASES = {
     "linear-classifier": Case("linear-classifier", CLASSIFY),
     "techniques-augment": Case("training-techniques", {**CLASSIFY, "augment": "flip,crop=2,color=0.1,affine=0.25"},
@@ -75,6 +76,12 @@ CASES = {
     "detection-yolo": Case("detection", SCENES, overrides={"model.channels": [4, 8, 8], "model.grid": 4}),
     "detection-rcnn": Case("detection", SCENES, overrides={"model.name": "rcnn", "model.channels": [4, 8, 8, 8],
                                                            "model.hidden": 16}),
+    "image-captioning": Case("image-captioning", {**WORDS, "size": 32, "d_model": 16, "heads": 2, "encoder_layers": 1,
+                                                   "decoder_layers": 1}),
+    "clip": Case("clip", {**WORDS, "n_val": 200, "image_width": 16, "text_width": 16, "embed_dim": 8, "heads": 2,
+                          "text_layers": 1}),  # 200: enough scenes of held-out pairs for the probe's two halves
+    "blip2-bridge": Case("blip2-bridge", {**WORDS, "size": 32, "lm_epochs": 1, "stage1_epochs": 1}),  # a phase an epoch
+    "peft": Case("peft", {**CLASSIFY, "n_val": 32}),  # on a random ViT: no vision-transformer run to build on
 }
 STEPS_PER_EPOCH = {name: -(-case.sets["n_train"] // case.sets["batch_size"]) for name, case in CASES.items()}
 
