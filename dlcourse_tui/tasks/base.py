@@ -140,6 +140,18 @@ class VocabularyTask(Task):
 
     vocab: Any  # a data.vocab.Vocabulary, made in build()
 
+    def use_text_model(self, length: int) -> None:
+        """The run's model for this vocabulary, with positions for at least `length` tokens, as
+        the task's one model (use_model); settings the learner set explicitly are checked strictly."""
+        from dlcourse_tui.models.registry import create_model
+        from dlcourse_tui.tasks.dense import batched_updates
+
+        cfg = self.config
+        args = {**cfg.model_args, "max_length": max(int(cfg.model_args.get("max_length", 40)), length)}
+        self.use_model(create_model(cfg.model, input_shape=self.data.input_shape, num_classes=len(self.vocab), args=args,
+                                    strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device))
+        batched_updates(self.optimizer)
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "vocab": self.vocab.to_list()}
 

@@ -45,7 +45,7 @@ from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.qformer import QFormerBridge
 from dlcourse_tui.tasks.base import VocabularyTask
 from dlcourse_tui.tasks.caption import captions_rows, trim
-from dlcourse_tui.tasks.dense import Standardise, check_image_data, epoch_order
+from dlcourse_tui.tasks.dense import Standardise, check_image_data, epoch_batches
 from dlcourse_tui.tasks.text_metrics import corpus_bleu
 
 ENCODER = "encoder"  # the [needs.encoder] of the lesson
@@ -198,10 +198,9 @@ class BridgeTask(VocabularyTask):
 
     # -- training ----------------------------------------------------------------------
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor, int]]:
-        bs, phase = self.config.train.batch_size, self.phase(epoch)
-        order = epoch_order(len(self.data.train), self.config.train.seed, epoch, self.device)
-        for i in range(start, self.steps_per_epoch()):
-            idx = order[i * bs:(i + 1) * bs]  # (B,)
+        cfg, phase = self.config.train, self.phase(epoch)
+        for _, idx in epoch_batches(len(self.data.train), cfg.batch_size, cfg.seed, epoch, self.device, start,
+                                    self.steps_per_epoch()):
             yield idx, trim(self.tokens["train"][idx]), phase
 
     def text_context(self, split: str, idx: Tensor | slice) -> tuple[Tensor | None, Tensor | None]:
@@ -252,13 +251,7 @@ class BridgeTask(VocabularyTask):
             loss = parts["itc"] + parts["itm"] + parts["itg"]
         else:
             loss = self.lm_loss(tokens, self.model.soft_prompt(self.features["train"][idx]))
-        name = OPTIMISERS[phase]
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if name in self.schedulers:
-            self.schedulers[name].step()
+        self.update(loss, OPTIMISERS[phase])
         return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()},
                 "phase": torch.tensor(float(phase), device=self.device)}
 

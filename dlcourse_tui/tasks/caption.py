@@ -32,9 +32,8 @@ from dlcourse_tui.data.scenes import CAPTION_WORDS
 from dlcourse_tui.data.vocab import BOS_ID, PAD_ID, Vocabulary, split_words
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.errors import UserError
-from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.tasks.base import VocabularyTask
-from dlcourse_tui.tasks.dense import Standardise, batched_updates, check_image_data, epoch_order
+from dlcourse_tui.tasks.dense import Standardise, check_image_data, epoch_batches
 from dlcourse_tui.tasks.text_metrics import corpus_bleu
 
 EVAL_BATCH = 250
@@ -78,12 +77,7 @@ class CaptionTask(VocabularyTask):
         self.prompt = str(args.get("prompt", "")).strip()
         self.prompt_ids = self.encode_prompt(self.prompt)
         self._encode_data()
-        model_args = dict(cfg.model_args)
-        model_args["max_length"] = max(int(model_args.get("max_length", 40)), self.length)
-        self.use_model(create_model(cfg.model, input_shape=data.input_shape, num_classes=len(self.vocab),
-                                    args=model_args,
-                                    strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device))
-        batched_updates(self.optimizer)
+        self.use_text_model(self.length)
         self.prepare = Standardise(data, self.device)
         self.last_scores: dict[str, float] = {}
 
@@ -115,10 +109,8 @@ class CaptionTask(VocabularyTask):
 
     # -- training ----------------------------------------------------------------------
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        train, bs = self.data.train, self.config.train.batch_size
-        order = epoch_order(len(train), self.config.train.seed, epoch, self.device)
-        for i in range(start, self.steps_per_epoch()):
-            idx = order[i * bs:(i + 1) * bs]  # (B,)
+        train, cfg = self.data.train, self.config.train
+        for _, idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch, self.device, start, self.steps_per_epoch()):
             yield train.x[idx], trim(self.tokens["train"][idx]), self.tags["train"][idx]
 
     def loss_and_right(self, x: Tensor, tokens: Tensor, tags: Tensor,

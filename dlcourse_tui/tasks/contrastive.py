@@ -40,9 +40,8 @@ from dlcourse_tui.data.vocab import Vocabulary, split_words
 from dlcourse_tui.engine.events import PictureReady, TableReady
 from dlcourse_tui.errors import UserError
 from dlcourse_tui.models.clip import clip_loss
-from dlcourse_tui.models.registry import create_model
 from dlcourse_tui.tasks.base import VocabularyTask
-from dlcourse_tui.tasks.dense import Standardise, batch_generator, batched_updates, check_image_data, epoch_order
+from dlcourse_tui.tasks.dense import Standardise, batch_generator, check_image_data, epoch_batches
 
 #: The prompt templates of the final table; their words are in the vocabulary.
 TEMPLATES: tuple[str, ...] = ("a photo of a {shape}", "a {shape}", "{shape}", "a picture of a {shape} in the middle",
@@ -138,12 +137,7 @@ class ContrastiveTask(VocabularyTask):
         self.short_tokens = self.vocab.encode_batch([v for i in self.train_idx.tolist() for v in shortened(data.train, i)],
                                                     self.length, what="a shortened caption").view(
                                                         len(self.train_idx), len(SHORT_FORMS), -1).to(self.device)  # (N', 3, L)
-        model_args = dict(cfg.model_args)
-        model_args["max_length"] = max(int(model_args.get("max_length", 40)), self.length, self.prompt_ids.shape[1])
-        self.use_model(create_model(cfg.model, input_shape=data.input_shape, num_classes=len(self.vocab),
-                                    args=model_args,
-                                    strict={k[6:] for k in cfg.explicit if k.startswith("model.")}).to(self.device))
-        batched_updates(self.optimizer)
+        self.use_text_model(max(self.length, self.prompt_ids.shape[1]))
         self.prepare = Standardise(data, self.device)
         self.last_scores: dict[str, float] = {}
 
@@ -201,9 +195,8 @@ class ContrastiveTask(VocabularyTask):
     # -- training ----------------------------------------------------------------------
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         bs = min(self.config.train.batch_size, len(self.train_idx))
-        order = epoch_order(len(self.train_idx), self.config.train.seed, epoch, self.device)  # (N',)
-        for i in range(start, self.steps_per_epoch()):
-            pos = order[i * bs:(i + 1) * bs]  # (B,) positions in train_idx; full batches only: the negatives are the batch
+        for i, pos in epoch_batches(len(self.train_idx), bs, self.config.train.seed, epoch, self.device, start,
+                                    self.steps_per_epoch()):  # pos (B,): positions in train_idx; the negatives are the batch
             tokens = self.tokens["train"][self.train_idx[pos]]  # (B, L)
             if self.partial > 0:
                 g = batch_generator(self.config.train.seed, epoch, i)

@@ -5,7 +5,7 @@ timing inference, and the picture of the data itself (scenes with masks and boxe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -96,6 +96,15 @@ def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> Tensor:
     """The permutation of epoch `epoch`: a function of (seed, epoch) only, so a resumed run repeats it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g).to(device)  # (n,)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, device: torch.device, start: int,
+                  steps: int) -> Iterator[tuple[int, Tensor]]:
+    """(i, the indices of batch i) for batches start … steps − 1 of epoch `epoch`: consecutive
+    slices of epoch_order, so a resumed run sees the batches an uninterrupted one sees."""
+    order = epoch_order(n, seed, epoch, device)  # (n,)
+    for i in range(start, steps):
+        yield i, order[i * batch_size:(i + 1) * batch_size]  # (B,)
 
 
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:

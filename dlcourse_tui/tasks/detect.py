@@ -32,7 +32,7 @@ from dlcourse_tui.models.boxes import check_iou_threshold
 from dlcourse_tui.models.catalog import MODELS
 from dlcourse_tui.models.registry import count_params, create_model
 from dlcourse_tui.tasks.base import Task
-from dlcourse_tui.tasks.dense import (PICTURE_SCALE, Standardise, batched_updates, check_boxes_fit, epoch_order,
+from dlcourse_tui.tasks.dense import (PICTURE_SCALE, Standardise, batched_updates, check_boxes_fit, epoch_batches,
                                       scenes_picture_of, timed_images_per_second)
 from dlcourse_tui.tasks.metrics import Detections, GroundTruth, detection_ap, mean_ap
 
@@ -77,10 +77,8 @@ class DetectTask(Task):
         return math.ceil(len(self.data.train) / self.config.train.batch_size)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        train, bs = self.data.train, self.config.train.batch_size
-        order = epoch_order(len(train), self.config.train.seed, epoch, self.device)
-        for i in range(start, self.steps_per_epoch()):
-            idx = order[i * bs:(i + 1) * bs]  # (B,)
+        train, cfg = self.data.train, self.config.train
+        for _, idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch, self.device, start, self.steps_per_epoch()):
             yield train.x[idx], train.extras["boxes"][idx], train.extras["box_labels"][idx]
 
     def train_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:

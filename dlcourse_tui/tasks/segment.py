@@ -30,7 +30,7 @@ from dlcourse_tui.models.catalog import MODELS
 from dlcourse_tui.models.registry import count_params, create_model
 from dlcourse_tui.tasks.base import Task
 from dlcourse_tui.tasks.dense import (PICTURE_SCALE, Standardise, batched_updates, batch_generator, check_masks,
-                                      epoch_order, scenes_picture_of, timed_images_per_second)
+                                      epoch_batches, scenes_picture_of, timed_images_per_second)
 from dlcourse_tui.tasks.metrics import ConfusionMatrix, confusion_matrix, iou_per_class
 
 EVAL_BATCH = 200  # validation images per forward pass
@@ -77,11 +77,9 @@ class SegmentTask(Task):
         return math.ceil(len(self.data.train) / self.config.train.batch_size)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
-        train, bs = self.data.train, self.config.train.batch_size
-        order = epoch_order(len(train), self.config.train.seed, epoch, self.device)
+        train, cfg = self.data.train, self.config.train
         masks = train.extras["masks"]
-        for i in range(start, self.steps_per_epoch()):
-            idx = order[i * bs:(i + 1) * bs]  # (B,)
+        for i, idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch, self.device, start, self.steps_per_epoch()):
             x, m = train.x[idx], masks[idx]  # (B, 3, H, W) uint8, (B, H, W) uint8
             if not self.patches:
                 yield x, m
