@@ -101,3 +101,33 @@ async def test_the_widget_lays_a_lesson_out_once_and_shows_it_again_for_free() -
         assert screen.lesson is first and text.key == first.id
         assert text.layouts == laid  # both were laid out already
         assert any("".join(s.text for s in text.render_line(y)).strip() for y in range(8))  # it shows text
+
+
+async def test_no_word_is_cut_at_the_right_edge_once_the_scrollbar_shows() -> None:
+    """The text is laid out at the width left beside the scrollbar: at 80×24 the unlearning
+    lesson once showed "Retraining fr" (its "om" under the scrollbar that appeared after the
+    first layout)."""
+    import re
+
+    from dlcourse_tui.tui.app import DLCApp
+    from dlcourse_tui.tui.screens.browser import BrowserScreen
+    from dlcourse_tui.tui.widgets.lesson_text import LessonText
+
+    app = DLCApp(preload_torch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        text = screen.query_one(LessonText)
+        for _ in range(40):  # down the tree to the last lesson, a long one
+            await pilot.press("down")
+        lesson = screen.lesson
+        while not text.is_laid_out(lesson.id):
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        words = set(re.findall(r"[A-Za-z]+", lesson.reading))
+        region = text.content_region  # what the screen shows there, scrollbar included
+        screen_rows = [strip.crop(region.x, region.right).text for strip in screen._compositor.render_strips()]
+        shown = [w for row in screen_rows[region.y:region.bottom] for w in re.findall(r"[A-Za-z]+", row)]
+        assert len(shown) > 30
+        assert [w for w in shown if w not in words] == []

@@ -277,7 +277,7 @@ class LessonText(ScrollView, can_focus=True):
     """One lesson's text at a time, each laid out once per width and theme and kept."""
 
     DEFAULT_CSS = """
-    LessonText { height: 1fr; padding: 0 3; overflow-x: hidden; overflow-y: auto; }
+    LessonText { height: 1fr; padding: 0 3; overflow-x: hidden; overflow-y: auto; scrollbar-gutter: stable; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -300,7 +300,14 @@ class LessonText(ScrollView, can_focus=True):
 
     def is_laid_out(self, key: str) -> bool:
         """Whether the text `key` is laid out at the current width and theme (showing it is free)."""
-        return (key, self.content_size.width, self._theme_key()) in self._cache
+        return (key, self.text_width, self._theme_key()) in self._cache
+
+    @property
+    def text_width(self) -> int:
+        """Cells a line has: the content's width less the scrollbar's gutter, which is kept
+        whether the scrollbar shows or not (it sits inside the content region, over its last
+        two cells, and appears only once a long text is laid out)."""
+        return self.scrollable_content_region.width
 
     def _theme_key(self) -> tuple:
         return (self.app.theme, self.rich_style, bool(self.app.no_color))
@@ -311,7 +318,7 @@ class LessonText(ScrollView, can_focus=True):
         return TextStyles.from_theme(self.app.get_css_variables(), self.background_colors[1])
 
     def _update(self) -> None:
-        width = self.content_size.width
+        width = self.text_width
         if self.key is None or width <= 0:
             return
         ck = (self.key, width, self._theme_key())
@@ -344,7 +351,7 @@ class LessonText(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.content_size.width
+        width = self.text_width
         i = scroll_y + y
         if 0 <= i < len(self._strips):
             strip = self._strips[i]
