@@ -72,6 +72,12 @@ def test_a_run_below_the_expected_band_names_the_knob_that_differs() -> None:
     assert "The learning rate is 10× the default (1 vs 0.1)." in d.sentence
     inside = diagnose(lines([0.8, 0.9, 0.95], [0.8, 0.9, 0.95]), cfg, lesson, ref)
     assert "band" not in rules(inside)
+    # just past the 10 % edge, as the worst of the band's own seeds often ends: no news
+    edge = diagnose(lines([0.6, 0.6, 0.6], [0.74, 0.84, 0.91]), cfg, lesson, ref)
+    assert "band" not in rules(edge)
+    # past it by more than half the edge's distance to the median (0.92 - 0.015): a diagnosis
+    past = diagnose(lines([0.6, 0.6, 0.6], [0.7, 0.8, 0.9]), cfg, lesson, ref)
+    assert "band" in rules(past)
 
 
 def test_bands_are_median_and_10_90_quantiles_as_numpy_has_them() -> None:
