@@ -110,7 +110,7 @@ def test_a_run_edits_a_copy_of_the_vit_it_builds_on_and_bad_knobs_are_one_senten
     assert run.config["upstream"] == {"model": vit.id}
     base = torch.load(vit.checkpoint, weights_only=True)["task"]["modules"]["model"]
     mods = torch.load(run.checkpoint, weights_only=True)["task"]["modules"]
-    edited_key = "encoder.blocks.3.mlp.fc2.weight"  # the default layer: the last block
+    edited_key = "encoder.blocks.2.mlp.fc2.weight"  # the default layer: the last of the 3 blocks
     assert set(base) == set(mods["model"]) == set(mods["edited"])
     for name, tensor in base.items():
         assert torch.equal(mods["model"][name], tensor), name  # the ViT it built on: bitwise unchanged
@@ -133,8 +133,8 @@ def test_a_run_edits_a_copy_of_the_vit_it_builds_on_and_bad_knobs_are_one_senten
     assert refused("image=0", "target=heart").endswith(  # validation image 0 of these 30 is a heart
         "task.target='heart' is the class of the edited image (validation image 0, a heart): an edit must "
         "change it; pick another class, e.g. --set target=arrow.")
-    assert refused("layer=4").endswith(
-        "task.layer=4: this ViT has 4 blocks, numbered 0 to 3; pick one, e.g. --set layer=3.")
+    assert refused("layer=3").endswith(
+        "task.layer=3: this ViT has 3 blocks, numbered 0 to 2; pick one, e.g. --set layer=2.")
     assert refused("image=30").endswith(
         "task.image=30: the validation set has 30 images, numbered 0 to 29; pick one, or -1 for the first image "
         "of task.source.")
