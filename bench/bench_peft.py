@@ -23,7 +23,7 @@ import sys
 import time
 
 UNIT = "convolutional-networks"
-RANKS = (1, 2, 4, 8)
+RANKS = (1, 2, 4, 8)  # beside the lesson's own rank, which is always run
 
 
 def dlc_run(args: list[str], env: dict[str, str]) -> tuple[float, dict | None, str]:
@@ -69,7 +69,7 @@ def main() -> None:
     lesson = find_lesson("peft")
     rank0 = int(lesson.config().task_args.get("rank", 4))
     rows = [(v, v, rank0) for v in ("full", "probe", "adapter", "vpt_shallow", "vpt_deep")]
-    rows += [("lora" + ("" if r == rank0 else f" r={r}"), "lora", r) for r in RANKS]
+    rows += [("lora" + ("" if r == rank0 else f" r={r}"), "lora", r) for r in sorted({*RANKS, rank0})]
     extra = ["--seed", str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else [])
     extra += ["--set", f"n_train={args.n_train}"] if args.n_train else []
     env = dict(os.environ)

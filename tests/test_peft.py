@@ -148,6 +148,22 @@ def test_trainable_parameters_per_method_follow_their_formulas() -> None:
     assert trainable(adapted("lora", rank=r, targets="qkvo")[1]) == L * 4 * r * 2 * d + head
 
 
+def test_the_lessons_default_lora_meets_its_share_of_the_target_on_the_vision_transformer_lessons_vit() -> None:
+    """The fallback sizes are the vision-transformer lesson's, and the default LoRA (head included)
+    trains under 5% of what full fine-tuning trains on that ViT, as the lesson's target asks."""
+    from dlcourse_tui.tasks.peft import VIT_INPUT, VIT_SETTINGS, method_from
+
+    cfg, vit = find_lesson("peft").config(), find_lesson("vision-transformer").config()
+    sizes = {k: vit.model_args[k] for k in VIT_SETTINGS if k in vit.model_args}
+    assert sizes and {k: cfg.model_args[k] for k in sizes} == sizes
+
+    def count(name: str) -> int:
+        model = PEFTViT(PEFTViT.Config(input_shape=VIT_INPUT, num_classes=10, **sizes))
+        return trainable(adapt(model, method_from({**cfg.task_args, "method": name})))
+
+    assert count("lora") < 0.05 * count("full")
+
+
 def tiny_task(tmp_path: Path, method: str, upstream: Upstream | None = None):
     from dlcourse_tui.tasks.peft import PEFTTask
 
