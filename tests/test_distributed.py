@@ -140,23 +140,7 @@ def dlc_here(dlc):
     return dlc
 
 
-def test_two_processes_reach_the_parameters_of_one_with_the_same_global_batch(single, tmp_path, dlc_here,
-                                                                              monkeypatch) -> None:
-    r = dlc(tmp_path, *RUN, "--epochs", "2", "--nproc-per-node", "2")
-    assert r.returncode == 0, r.stderr[-3000:]
-    run = only_run(tmp_path)
-    assert_same_params(single, run)
-    # the folder looks like a one-process run's: one metrics file, one checkpoint, no rank files
-    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in single.iterdir())
-    steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [json.loads(l)["step"] for l in (single / "metrics.jsonl").read_text().splitlines()]
-    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
-    monkeypatch.setenv("DLC_HOME", str(tmp_path))
-    show = dlc_here("runs", "show", run.name, "--no-pictures")
-    assert show.code == 0 and "completed" in show.out
-
-
-def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_path, dlc_here, monkeypatch) -> None:
+def test_a_distributed_run_equals_one_process_and_its_checkpoint_resumes_in_one_process_and_back(single, tmp_path, dlc_here, monkeypatch) -> None:
     # the one-process halves run in this process: only the torchrun halves need a launcher
     two = tmp_path / "two-then-one"
     assert dlc(two, *RUN, "--epochs", "1", "--nproc-per-node", "2").returncode == 0
@@ -172,7 +156,14 @@ def test_a_distributed_checkpoint_resumes_in_one_process_and_back(single, tmp_pa
     run = only_run(one)
     r = dlc(one, "run", "mlp", "--resume", run.name, "--epochs", "2", "--nproc-per-node", "2")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert_same_params(single, run)
+    assert_same_params(single, run)  # two processes reach the parameters of one with the same global batch
+    # the folder looks like a one-process run's: one metrics file, one checkpoint, no rank files
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in single.iterdir())
+    steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(l)["step"] for l in (single / "metrics.jsonl").read_text().splitlines()]
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    show = dlc_here("runs", "show", run.name, "--no-pictures")
+    assert show.code == 0 and "completed" in show.out
 
 
 @pytest.mark.parametrize("rank", [1])  # rank 0's failure takes the same recorder (checked in-process below)
