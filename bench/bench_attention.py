@@ -20,8 +20,12 @@ sys.path.insert(0, os.getcwd())
 
 
 def models(batch: int, device: torch.device):
-    """(name, build(use_sdpa) → model, one training step) for the lessons' default shapes."""
+    """(name, build(use_sdpa) → model, one training step) for the lessons' default models."""
+    from dlcourse_tui.lessons import find_lesson
     from dlcourse_tui.models.registry import create_model
+
+    def lesson_args(lesson: str, sdpa: bool) -> dict:
+        return {**find_lesson(lesson).config().model_args, "use_sdpa": sdpa}
 
     src = torch.randint(1, 11, (batch, 8), device=device)
     tgt = src.flip(1)
@@ -29,10 +33,12 @@ def models(batch: int, device: torch.device):
     labels = torch.randint(0, 10, (batch,), device=device)
 
     def transformer(sdpa: bool):
-        return create_model("transformer", input_shape=(8,), num_classes=11, args={"use_sdpa": sdpa}).to(device)
+        return create_model("transformer", input_shape=(8,), num_classes=11,
+                            args=lesson_args("transformer", sdpa)).to(device)
 
     def vit(sdpa: bool):
-        return create_model("vit", input_shape=(3, 32, 32), num_classes=10, args={"use_sdpa": sdpa}).to(device)
+        return create_model("vit", input_shape=(3, 32, 32), num_classes=10,
+                            args=lesson_args("vision-transformer", sdpa)).to(device)
 
     def step_transformer(m, opt):
         loss = F.cross_entropy(m(src, tgt).flatten(0, 1), tgt.flatten())
