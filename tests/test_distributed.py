@@ -140,7 +140,8 @@ def dlc_here(dlc):
     return dlc
 
 
-def test_a_distributed_run_equals_one_process_and_its_checkpoint_resumes_in_one_process_and_back(single, tmp_path, dlc_here, monkeypatch) -> None:
+def test_a_distributed_run_equals_one_process_and_its_checkpoint_resumes_in_one_process_and_back(
+        single, tmp_path, dlc_here, monkeypatch) -> None:
     # the one-process halves run in this process: only the torchrun halves need a launcher
     two = tmp_path / "two-then-one"
     assert dlc(two, *RUN, "--epochs", "1", "--nproc-per-node", "2").returncode == 0

@@ -1,7 +1,10 @@
 """The lesson text of the browser: Markdown laid out once per lesson and width (no app needed
-for the layout itself; one Pilot test for the widget)."""
+for the layout itself; Pilot tests for the widget)."""
 
 from __future__ import annotations
+
+import contextlib
+import re
 
 from rich.style import Style
 
@@ -79,7 +82,10 @@ def test_tables_and_inline_styles() -> None:
     assert bold and bold[0].style.bold
 
 
-async def test_the_widget_lays_a_lesson_out_once_and_shows_it_again_for_free() -> None:
+@contextlib.asynccontextmanager
+async def browser_text(lesson_id: str = ""):
+    """The app at 80×24 on its lesson browser, lesson `lesson_id` (default: the first) laid
+    out: (pilot, screen, its LessonText)."""
     from dlcourse_tui.tui.app import DLCApp
     from dlcourse_tui.tui.screens.browser import BrowserScreen
     from dlcourse_tui.tui.widgets.lesson_text import LessonText
@@ -90,9 +96,16 @@ async def test_the_widget_lays_a_lesson_out_once_and_shows_it_again_for_free() -
         screen = app.screen
         assert isinstance(screen, BrowserScreen)
         text = screen.query_one(LessonText)
-        first = screen.lesson
-        while not text.is_laid_out(first.id):
+        if lesson_id:
+            screen.select_lesson(lesson_id)
+        while not text.is_laid_out(screen.lesson.id):
             await pilot.pause(0.02)
+        yield pilot, screen, text
+
+
+async def test_the_widget_lays_a_lesson_out_once_and_shows_it_again_for_free() -> None:
+    async with browser_text() as (pilot, screen, text):
+        first = screen.lesson
         await pilot.press("down")
         second = screen.lesson
         assert second is not first and text.key == second.id  # shown at once, no waiting for the cursor to rest
@@ -107,22 +120,8 @@ async def test_no_word_is_cut_at_the_right_edge_once_the_scrollbar_shows() -> No
     """The text is laid out at the width left beside the scrollbar: at 80×24 the unlearning
     lesson once showed "Retraining fr" (its "om" under the scrollbar that appeared after the
     first layout)."""
-    import re
-
-    from dlcourse_tui.tui.app import DLCApp
-    from dlcourse_tui.tui.screens.browser import BrowserScreen
-    from dlcourse_tui.tui.widgets.lesson_text import LessonText
-
-    app = DLCApp(preload_torch=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, BrowserScreen)
-        text = screen.query_one(LessonText)
-        screen.select_lesson("unlearning")  # a long one
+    async with browser_text("unlearning") as (pilot, screen, text):  # a long lesson
         lesson = screen.lesson
-        while not text.is_laid_out(lesson.id):
-            await pilot.pause(0.02)
         await pilot.pause(0.1)
         words = set(re.findall(r"[A-Za-z]+", lesson.reading))
         region = text.content_region  # what the screen shows there, scrollbar included
